@@ -1,0 +1,28 @@
+"""One exception type for every mistake a user can make, so the CLI can print one clear paragraph."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class CnnlabError(Exception):
+    """A user-facing error: the message names the bad value and what would be valid."""
+
+
+class UnknownNameError(CnnlabError, KeyError):
+    """A name (model, pooling, dataset...) that no registry knows."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+def unknown_name(kind: str, name: object, valid: Iterable[str], key: str | None = None) -> UnknownNameError:
+    """Build the error for an unknown name, with close matches first."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(str(name), valid, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    where = f" (config key `{key}`)" if key else ""
+    return UnknownNameError(
+        f"Unknown {kind} '{name}'{where}. Valid {kind} names: {', '.join(valid)}.{hint}"
+    )

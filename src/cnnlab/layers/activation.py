@@ -1,0 +1,36 @@
+"""Activations by name, so `activation=tanh` swaps the non-linearity in every layer of a model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.registry import Registry
+
+ACTIVATIONS: Registry[Callable[..., nn.Module]] = Registry("activation", config_key="activation.name")
+
+ACTIVATIONS.register("relu")(lambda: nn.ReLU(inplace=True))
+ACTIVATIONS.register("leaky_relu")(lambda negative_slope=0.01: nn.LeakyReLU(negative_slope, inplace=True))
+ACTIVATIONS.register("gelu")(lambda: nn.GELU())
+ACTIVATIONS.register("silu")(lambda: nn.SiLU(inplace=True))
+ACTIVATIONS.register("tanh")(lambda: nn.Tanh())
+ACTIVATIONS.register("sigmoid")(lambda: nn.Sigmoid())
+# Without a non-linearity stacked convolutions collapse into one linear map: the ablation baseline.
+ACTIVATIONS.register("identity")(lambda: nn.Identity())
+
+
+def make_activation(spec: str | Mapping[str, Any]) -> nn.Module:
+    """Build an activation from a name or a `{name: ..., **options}` config."""
+    options = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = options.pop("name", None)
+    factory = ACTIVATIONS.get(name)
+    try:
+        return factory(**options)
+    except TypeError:
+        raise CnnlabError(
+            f"activation '{name}' takes no option(s) {sorted(options)}; "
+            f"drop them from the activation config (e.g. activation={name})."
+        ) from None

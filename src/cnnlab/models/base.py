@@ -1,0 +1,95 @@
+"""Models as an ordered list of named stages: forward runs them in turn, pictures and probes tap them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+
+_SHRINK_HINTS = ("too small", "can't be greater than actual input size")
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return f"{shape[-2]}×{shape[-1]}" if len(shape) >= 2 else f"{shape[-1]} features"
+
+
+def _describe(module: nn.Module) -> str:
+    parts = []
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            k, s = layer.kernel_size, layer.stride
+            parts.append(f"conv {k[0]}×{k[1]} stride {s[0]}")
+        elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+            kind = "max" if isinstance(layer, nn.MaxPool2d) else "avg"
+            k = layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
+            s = layer.stride if isinstance(layer.stride, int) else layer.stride[0]
+            parts.append(f"{kind} pool {k}×{k} stride {s}")
+    return " + ".join(parts) or type(module).__name__
+
+
+class StagedModel(nn.Module):
+    """Subclasses call `add_stage` while building; each stage is traced on a zero image right away,
+    so a setting that shrinks the feature map below 1×1 fails at construction with names and sizes."""
+
+    def __init__(self, model_name: str, input_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.model_name = model_name
+        self.input_shape = tuple(input_shape)
+        self.stages = nn.ModuleDict()
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._trace = torch.zeros(1, *input_shape)
+
+    def add_stage(self, name: str, module: nn.Module) -> tuple[int, ...]:
+        """Append a stage and return its output shape (without the batch dimension)."""
+        x = self._trace
+        was_training = module.training
+        module.eval()  # batch norm cannot take a batch of one in training mode
+        try:
+            with torch.no_grad():
+                y = module(x)
+        except RuntimeError as err:
+            if not any(hint in str(err) for hint in _SHRINK_HINTS):
+                raise
+            raise self._shrink_error(name, module, tuple(x.shape[1:])) from None
+        finally:
+            module.train(was_training)
+        if y.dim() == 4 and min(y.shape[-2:]) < 1:
+            raise self._shrink_error(name, module, tuple(x.shape[1:]))
+        self.stages[name] = module
+        self._shapes[name] = tuple(y.shape[1:])
+        self._trace = y
+        return self._shapes[name]
+
+    def _shrink_error(self, name: str, module: nn.Module, got: tuple[int, ...]) -> CnnlabError:
+        path = " → ".join([f"input {_fmt(self.input_shape)}"] + [f"{n} {_fmt(s)}" for n, s in self._shapes.items()])
+        fit = sum(1 for s in self._shapes.values() if len(s) == 3)
+        return CnnlabError(
+            f"model '{self.model_name}' shrinks the feature map below 1×1: stage '{name}' "
+            f"({_describe(module)}) receives a {_fmt(got)} map and cannot reduce it further. "
+            f"Sizes so far: {path} → {name} <1×1. Valid settings keep every map at least 1×1: "
+            f"at most {fit} such stage(s) at this input size (lower model.depth), a larger "
+            f"model.image_size, or pooling=none."
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages.values():
+            x = stage(x)
+        return x
+
+    def named_stages(self) -> list[tuple[str, nn.Module]]:
+        """The layers pictures and probes look at, in forward order."""
+        return list(self.stages.items())
+
+    def stage_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each stage's output shape for one image (C, H, W) or (features,)."""
+        return dict(self._shapes)
+
+
+def reject_knob(model: str, knob: str, value: Any, why: str) -> None:
+    """A contract knob that a model does not have: say so instead of silently ignoring it."""
+    if value is not None:
+        raise CnnlabError(f"model '{model}' has no {knob} knob ({why}), but model.{knob}={value} was given. "
+                          f"Set model.{knob}=null, or pick a model with a {knob} knob (e.g. model=simple_cnn).")

@@ -1,0 +1,55 @@
+"""The model registry and its one constructor contract."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+from cnnlab.models.base import StagedModel
+from cnnlab.registry import Registry
+
+MODELS: Registry[Callable[..., StagedModel]] = Registry("model", config_key="model.name")
+register_model = MODELS.register
+
+# Every model takes these, so any model runs through the same ablation axes.
+CONTRACT = ("num_classes", "in_channels", "image_size", "pooling", "activation", "depth", "width")
+
+
+def list_models() -> list[str]:
+    return MODELS.names()
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    pooling: str | Mapping[str, Any] = "max",
+    activation: str | Mapping[str, Any] = "relu",
+    depth: int | None = None,
+    width: int | None = None,
+    **extra: Any,
+) -> StagedModel:
+    """Build a registered model; knobs it does not have give a clear error, not a bare TypeError."""
+    constructor = MODELS.get(name)
+    accepted = set(inspect.signature(constructor).parameters) - set(CONTRACT)
+    unknown = sorted(set(extra) - accepted)
+    if unknown:
+        have = ", ".join(sorted(accepted)) or "none beyond the common ones"
+        raise CnnlabError(
+            f"model '{name}' has no option(s) {', '.join(f'model.{k}' for k in unknown)}. "
+            f"Its own options: {have}; every model also takes {', '.join(CONTRACT)}."
+        )
+    return constructor(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        pooling=pooling,
+        activation=activation,
+        depth=depth,
+        width=width,
+        **extra,
+    )
