@@ -1,0 +1,106 @@
+"""The Lightning datamodule: a seeded, reproducible train/val split of the train set, and the test set."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from cnnlab.data.datasets import DATASETS, load_split
+from cnnlab.data.transforms import build_transform
+from cnnlab.errors import CnnlabError
+
+
+class ImageDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        name: str = "mnist",
+        data_dir: str | Path = "data",
+        image_size: int | None = None,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        num_workers: int = 0,
+        download: bool = True,
+        transforms: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.spec = DATASETS.get(name)
+        self.data_dir = Path(data_dir)
+        self.image_size = int(image_size or self.spec.image_size)
+        if self.image_size < 1:
+            raise CnnlabError(f"data.image_size must be a positive number of pixels, got {image_size}.")
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise CnnlabError(f"data.{key} must be a positive integer, got {value!r}.")
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.download = download
+        self.transforms = dict(transforms or {})
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def in_channels(self) -> int:
+        return self.spec.in_channels
+
+    @property
+    def class_names(self) -> list[str]:
+        names = getattr(self.spec.cls, "classes", None)
+        return [str(c) for c in names] if names else [str(i) for i in range(self.num_classes)]
+
+    def _load(self, train: bool, augment: bool) -> Dataset:
+        transform = build_transform(self.transforms, self.spec, self.image_size, train=augment)
+        return load_split(self.spec, self.data_dir, train=train, transform=transform, download=self.download)
+
+    def prepare_data(self) -> None:
+        for train in (True, False):  # unpack or download once, on one process
+            self._load(train, augment=False)
+
+    def split_indices(self, n: int) -> tuple[list[int], list[int]]:
+        """The same seed always gives the same split, whatever the global seed."""
+        if not 0 < self.val_size < n:
+            raise CnnlabError(f"data.val_size must be between 1 and {n - 1} for '{self.spec.name}' "
+                              f"({n} training images), got {self.val_size}.")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed)).tolist()
+        return order[self.val_size:], order[: self.val_size]
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            augmented, plain = self._load(True, augment=True), self._load(True, augment=False)
+            train_idx, val_idx = self.split_indices(len(plain))
+            self.train_set, self.val_set = Subset(augmented, train_idx), Subset(plain, val_idx)
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = self._load(False, augment=False)
+
+    def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader:
+        assert dataset is not None, "setup() must run before the dataloaders are asked for"
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
+
+
+def datamodule_from_config(cfg: Mapping[str, Any]) -> ImageDataModule:
+    """The datamodule a resolved run config (a run dir's config.yaml) describes."""
+    return ImageDataModule(data_dir=cfg["paths"]["data_dir"], transforms=cfg["transforms"], **cfg["data"])
