@@ -1,0 +1,76 @@
+"""Lightning callbacks by name from the `callbacks` config group; `callbacks.<name>=null` drops one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichModelSummary,
+    RichProgressBar,
+    TQDMProgressBar,
+)
+
+from cnnlab.callbacks.interrupt import InterruptCheckpoint
+from cnnlab.errors import CnnlabError
+from cnnlab.registry import Registry
+
+# Each factory gets (run dir, has_logger, **options from the config) and returns a callback or None.
+CALLBACKS: Registry[Callable[..., Callback | None]] = Registry("callback", config_key="callbacks")
+
+
+@CALLBACKS.register("model_checkpoint")
+def _checkpoint(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
+    # last.ckpt to resume from, plus the best by the monitored metric.
+    return ModelCheckpoint(dirpath=str(output_dir / "checkpoints"), **options)
+
+
+@CALLBACKS.register("interrupt_checkpoint")
+def _on_exception(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
+    # Ctrl-C or a crash mid-epoch still leaves checkpoints/interrupted.ckpt: nothing lost.
+    return InterruptCheckpoint(dirpath=output_dir / "checkpoints", **options)
+
+
+@CALLBACKS.register("early_stopping")
+def _early_stopping(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
+    return EarlyStopping(**options)
+
+
+@CALLBACKS.register("lr_monitor")
+def _lr_monitor(output_dir: Path, has_logger: bool, **options: Any) -> Callback | None:
+    return LearningRateMonitor(**options) if has_logger else None  # it refuses to run without a logger
+
+
+@CALLBACKS.register("rich_progress_bar")
+def _rich_bar(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
+    return RichProgressBar(**options)
+
+
+@CALLBACKS.register("tqdm_progress_bar")
+def _tqdm_bar(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
+    return TQDMProgressBar(**options)
+
+
+@CALLBACKS.register("model_summary")
+def _summary(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
+    return RichModelSummary(**options)
+
+
+def build_callbacks(cfg: Mapping[str, Any] | None, output_dir: Path, has_logger: bool) -> list[Callback]:
+    callbacks = []
+    for name, options in (cfg or {}).items():
+        if options is None:
+            continue
+        factory = CALLBACKS.get(name)
+        try:
+            callback = factory(output_dir, has_logger, **dict(options))
+        except (TypeError, ValueError) as err:
+            raise CnnlabError(f"callback '{name}' rejects its options {dict(options)}: {err}.") from None
+        if callback is not None:
+            callbacks.append(callback)
+    return callbacks

@@ -1,0 +1,57 @@
+"""Check a user-given `ckpt_path` before Lightning touches it, so a corrupt or mismatched file gets one
+clear paragraph instead of a long traceback from deep inside torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab.errors import CnnlabError
+
+# The hyperparameters that decide the network's shape: a checkpoint must agree on all of them.
+ARCHITECTURE_KEYS = ("model", "num_classes", "in_channels", "pooling", "activation")
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(f"{prefix}.{k}", v))
+        return out
+    return {prefix: value}
+
+
+def load_checked(path: str | Path, hparams: dict[str, Any], module: torch.nn.Module) -> dict[str, Any]:
+    """Load and validate a checkpoint against the configured model; return it (for Lightning to resume)."""
+    path = Path(path)
+    example = "e.g. logs/runs/<date>/<time>/checkpoints/last.ckpt"
+    if not path.is_file():
+        raise CnnlabError(f"ckpt_path={path} does not exist (or is not a file). Valid: a .ckpt file written by "
+                          f"cnnlab-train, {example}.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 — torch raises many types for a damaged file
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise CnnlabError(f"ckpt_path={path} is not a readable checkpoint (corrupt or truncated?): {first}. "
+                          f"Valid: a .ckpt file written by cnnlab-train, {example}.") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        raise CnnlabError(f"ckpt_path={path} is a torch file but not a cnnlab/Lightning checkpoint (it has no "
+                          f"state_dict and hyper_parameters). Valid: a .ckpt file written by cnnlab-train, {example}.")
+    saved = ckpt["hyper_parameters"]
+    diffs = []
+    for key in ARCHITECTURE_KEYS:
+        have, want = _flatten(key, saved.get(key)), _flatten(key, hparams.get(key))
+        diffs += [f"{k}={have.get(k)!r} (this run: {want.get(k)!r})" for k in sorted(set(have) | set(want))
+                  if have.get(k) != want.get(k)]
+    if diffs:
+        raise CnnlabError(f"ckpt_path={path} was trained with a different network: {'; '.join(diffs)}. "
+                          "Run with the checkpoint's settings (they are in its run dir's config.yaml) or "
+                          "pass a checkpoint of the configured model.")
+    try:
+        module.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as err:
+        raise CnnlabError(f"ckpt_path={path} does not fit the configured model: "
+                          f"{str(err).splitlines()[0][:300]}. Pass a checkpoint of the same model.") from None
+    return ckpt

@@ -1,0 +1,72 @@
+"""Experiment loggers by name from the `logger` config group (W&B offline by default)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+
+from cnnlab.errors import CnnlabError
+from cnnlab.registry import Registry
+
+# Each factory gets (run dir, run name, sweep group, **options from the config).
+LOGGERS: Registry[Callable[..., Logger]] = Registry("logger", config_key="logger")
+
+
+@LOGGERS.register("wandb")
+def _wandb(output_dir: Path, name: str, group: str | None, project: str = "cnnlab", offline: bool = True,
+           **options: Any) -> Logger:
+    # Files land in <run dir>/wandb/offline-run-*/: view with `wandb leet`, upload later with `wandb sync`.
+    return WandbLogger(name=name, group=group, project=project, save_dir=str(output_dir), offline=offline,
+                       **options)
+
+
+@LOGGERS.register("tensorboard")
+def _tensorboard(output_dir: Path, name: str, group: str | None, **options: Any) -> Logger:
+    return TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", **options)
+
+
+@LOGGERS.register("csv")
+def _csv(output_dir: Path, name: str, group: str | None, **options: Any) -> Logger:
+    return CSVLogger(save_dir=str(output_dir), name="csv", version="", **options)
+
+
+def build_loggers(cfg: Mapping[str, Any] | None, output_dir: Path, name: str, group: str | None) -> list[Logger]:
+    """`cfg` maps logger names to their options; `logger=[wandb,csv]` gives both, `logger=none` none."""
+    loggers = []
+    for kind, options in (cfg or {}).items():
+        if options is None:  # `logger.wandb=null` switches one off
+            continue
+        factory = LOGGERS.get(kind)
+        try:
+            loggers.append(factory(output_dir, name, group, **dict(options)))
+        except TypeError as err:
+            raise CnnlabError(f"logger '{kind}' rejects its options {dict(options)}: {err}.") from None
+    return loggers
+
+
+def finish_loggers(loggers: list[Logger]) -> None:
+    """End each W&B run, so every job of a multirun gets a run of its own."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
+        else:
+            logger.finalize("success")
+
+
+def view_hints(loggers: list[Logger]) -> list[tuple[str, str]]:
+    """The commands that show this run's logs, for the end-of-run summary."""
+    hints = []
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            run_dir = Path(logger.experiment.dir).parent  # .../wandb/offline-run-*/files → the run folder
+            hints.append(("view", f"wandb leet {run_dir}"))
+            if run_dir.name.startswith("offline-run-"):
+                hints.append(("upload", f"wandb sync {run_dir}"))
+        elif isinstance(logger, TensorBoardLogger):
+            hints.append(("view", f"tensorboard --logdir {logger.log_dir}"))
+        elif isinstance(logger, CSVLogger):
+            hints.append(("metrics", str(Path(logger.log_dir) / "metrics.csv")))
+    return hints

@@ -1,0 +1,137 @@
+"""`cnnlab-train`: the Hydra app. Builds data → model → Lightning module → callbacks → loggers from the
+composed config, trains, tests the best checkpoint, and ends with a short summary of where things went."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from cnnlab import CONF_DIR
+from cnnlab.config import to_plain
+from cnnlab.errors import CnnlabError
+from cnnlab.noise import quiet_known_noise
+from cnnlab.summary import print_error, print_summary, short_path
+
+
+def run_identity(cfg: DictConfig) -> tuple[Path, str, str | None, bool]:
+    """(run dir, run name from the overrides, sweep group, is multirun) as Hydra set them up."""
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    name = hc.job.override_dirname or f"{cfg.model.name}-{cfg.data.name}"
+    group = "sweep-" + "_".join(Path(hc.sweep.dir).parts[-2:]) if multirun else None
+    return Path(hc.runtime.output_dir), name, group, multirun
+
+
+def make_trainer(trainer_cfg: dict[str, Any], **kwargs: Any):
+    import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    valid = set(inspect.signature(L.Trainer).parameters) - set(kwargs)
+    unknown = sorted(set(trainer_cfg) - valid)
+    if unknown:
+        raise CnnlabError(f"Unknown trainer setting(s) {', '.join('trainer.' + k for k in unknown)}. Valid "
+                          f"trainer settings are Lightning Trainer arguments: {', '.join(sorted(valid))}.")
+    try:
+        return L.Trainer(**trainer_cfg, **kwargs)
+    except (MisconfigurationException, ValueError, TypeError) as err:
+        raise CnnlabError(f"The trainer settings {trainer_cfg} are not valid here: {err} "
+                          "(trainer=cpu always works; trainer=gpu/ddp need GPUs).") from None
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test one run; returns its results (also written to <run dir>/results.json)."""
+    import lightning as L
+
+    from cnnlab.callbacks import build_callbacks
+    from cnnlab.checkpoints import load_checked
+    from cnnlab.data import datamodule_from_config
+    from cnnlab.loggers import build_loggers, finish_loggers, view_hints
+    from cnnlab.module import ImageClassifier
+
+    started = time.time()
+    output_dir, name, group, _ = run_identity(cfg)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resolved = to_plain(cfg)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = datamodule_from_config(resolved)
+    module = ImageClassifier(
+        model={**resolved["model"], "image_size": datamodule.image_size},
+        num_classes=datamodule.num_classes,
+        in_channels=datamodule.in_channels,
+        pooling=resolved["pooling"],
+        activation=resolved["activation"],
+        optimizer=resolved["optimizer"],
+        scheduler=resolved["scheduler"],
+        label_smoothing=resolved["label_smoothing"],
+        class_names=datamodule.class_names,
+    )
+    if cfg.ckpt_path:
+        load_checked(cfg.ckpt_path, dict(module.hparams), module)
+
+    loggers = build_loggers(resolved["logger"], output_dir, name, group)
+    try:
+        callbacks = build_callbacks(resolved["callbacks"], output_dir, has_logger=bool(loggers))
+        trainer = make_trainer(resolved["trainer"], logger=loggers or False, callbacks=callbacks,
+                               default_root_dir=str(output_dir))
+        for logger in loggers:
+            logger.log_hyperparams(resolved)  # the whole resolved config, in run.config even offline
+        if cfg.train:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if cfg.test:
+            # Test the best checkpoint of this fit; without one, the weights in memory.
+            trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        results = collect_results(trainer, module, output_dir, best, time.time() - started)
+        if trainer.is_global_zero:
+            (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+            for logger in loggers:
+                if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
+                    logger.experiment.summary.update({k: v for k, v in results.items() if k != "confusion_matrix"})
+        hints = view_hints(loggers)
+    finally:
+        finish_loggers(loggers)
+    if trainer.is_global_zero:
+        print_summary(results, hints)  # last, after W&B's own closing lines
+    return results
+
+
+def collect_results(trainer, module, output_dir: Path, best: str, seconds: float) -> dict[str, Any]:
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("test/", "val/"))}
+    hp = module.hparams
+    return {
+        **metrics,
+        "model": hp.model["name"],
+        "epochs": trainer.current_epoch,
+        "wall_time_s": round(seconds, 1),
+        "run_dir": str(output_dir),
+        "best_ckpt": best or None,
+        "confusion_matrix": module.confusion_matrix,
+    }
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Entry point of `cnnlab-train`; returns test accuracy (the value Optuna sweeps optimise)."""
+    quiet_known_noise()
+    try:
+        return train(cfg).get("test/acc")
+    except CnnlabError as err:
+        output_dir, _, _, multirun = run_identity(cfg)
+        print_error(err, output_dir)
+        if multirun:
+            raise  # Hydra marks this job failed; the other jobs still run
+        sys.exit(2)
+
+
+__all__ = ["main", "train", "short_path"]
