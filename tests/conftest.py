@@ -42,16 +42,10 @@ def make_cfg(tmp_path: Path):
     GlobalHydra.instance().clear()
 
 
-@pytest.fixture(scope="session")
-def mnist_root(tmp_path_factory) -> Path:
-    """The repo's data dir (MNIST ships there); unpacked on first use by the code under test."""
-    return REPO_ROOT / "data"
-
-
 def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """`cnnlab-train ARGS` in a fresh process, as a user would type it."""
-    env = {**os.environ, "WANDB_SILENT": "true", "CNNLAB_LOG_DIR": "", "COLUMNS": "200"}
-    env.pop("CNNLAB_LOG_DIR")
+    env = {k: v for k, v in os.environ.items() if k != "CNNLAB_LOG_DIR"}  # logs/ under cwd, the default
+    env.update(WANDB_SILENT="true", COLUMNS="200")
     return subprocess.run([CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -30,8 +30,9 @@ def test_train_from_any_directory_writes_its_own_run_dir(tmp_path):
     assert f"run dir       logs/runs/{run_dir.parent.name}/{run_dir.name}" in out
 
 
-def test_multirun_gives_one_job_dir_and_one_wandb_run_per_job(tmp_path):
-    done = run_cli("-m", "pooling=max,avg", *QUICK, "callbacks.rich_progress_bar=null", cwd=tmp_path)
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=parallel"]], ids=["one-by-one", "parallel"])
+def test_multirun_gives_one_job_dir_and_one_wandb_run_per_job(tmp_path, launcher):
+    done = run_cli("-m", *launcher, "pooling=max,avg", *QUICK, "callbacks.rich_progress_bar=null", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     (sweep_dir,) = list((tmp_path / "logs" / "multiruns").glob("*/*"))
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
@@ -44,6 +45,18 @@ def test_multirun_gives_one_job_dir_and_one_wandb_run_per_job(tmp_path):
     assert len({r["group"] for r in runs}) == 1 and runs[0]["group"].startswith("sweep-")
     assert {r["config"]["pooling"]["name"] for r in runs} == {"max", "avg"}
     assert all("test/acc" in r["summary"] for r in runs)
+    assert "cnnlab sweep finished" in done.stdout and done.stdout.count(" ok ") == 2
+
+
+def test_a_failing_sweep_job_does_not_stop_the_others_and_is_listed(tmp_path):
+    done = run_cli("-m", "model=simple_cnn", "model.depth=9,2", *QUICK, "logger=none", cwd=tmp_path)
+    assert done.returncode == 1
+    (sweep_dir,) = list((tmp_path / "logs" / "multiruns").glob("*/*"))
+    assert "shrinks the feature map below 1×1" in (sweep_dir / "0" / "error.txt").read_text()
+    assert (sweep_dir / "1" / "results.json").exists()  # the good job still ran
+    assert "cnnlab sweep finished" in done.stdout and "failed: model 'simple_cnn' shrinks" in done.stdout
+    assert "1 of 2 job(s) failed: 0" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
 
 
 @pytest.mark.parametrize(

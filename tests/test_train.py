@@ -81,5 +81,7 @@ def test_config_errors_name_the_bad_value(make_cfg):
         train(make_cfg("data.name=cifar"))
     with pytest.raises(CnnlabError, match=r"simple_cnn' shrinks the feature map below 1×1: stage 'block5'"):
         train(make_cfg("model=simple_cnn", "model.depth=5"))
+    with pytest.raises(CnnlabError, match=r"train=false only tests a trained model, and ckpt_path is not set"):
+        train(make_cfg("train=false"))
     with pytest.raises(CnnlabError, match=r"Unknown trainer setting\(s\) trainer.max_epoch\. Valid.*max_epochs"):
         train(make_cfg("+trainer.max_epoch=3"))

@@ -19,7 +19,7 @@ from cnnlab import CONF_DIR
 from cnnlab.config import to_plain
 from cnnlab.errors import CnnlabError
 from cnnlab.noise import quiet_known_noise
-from cnnlab.summary import print_error, print_summary, short_path
+from cnnlab.summary import print_error, print_summary
 
 
 def run_identity(cfg: DictConfig) -> tuple[Path, str, str | None, bool]:
@@ -54,9 +54,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from cnnlab.callbacks import build_callbacks
     from cnnlab.checkpoints import load_checked
     from cnnlab.data import datamodule_from_config
-    from cnnlab.loggers import build_loggers, finish_loggers, view_hints
+    from cnnlab.loggers import build_loggers, finish_loggers, record_summary, view_hints
     from cnnlab.module import ImageClassifier
 
+    if not cfg.train and not cfg.ckpt_path:
+        raise CnnlabError("train=false only tests a trained model, and ckpt_path is not set. Valid: "
+                          "train=false ckpt_path=<run dir>/checkpoints/last.ckpt (or a best-*.ckpt), or train=true.")
     started = time.time()
     output_dir, name, group, _ = run_identity(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -95,9 +98,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results = collect_results(trainer, module, output_dir, best, time.time() - started)
         if trainer.is_global_zero:
             (output_dir / "results.json").write_text(json.dumps(results, indent=2))
-            for logger in loggers:
-                if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
-                    logger.experiment.summary.update({k: v for k, v in results.items() if k != "confusion_matrix"})
+            record_summary(loggers, {k: v for k, v in results.items() if k != "confusion_matrix"})
         hints = view_hints(loggers)
     finally:
         finish_loggers(loggers)
@@ -109,8 +110,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def collect_results(trainer, module, output_dir: Path, best: str, seconds: float) -> dict[str, Any]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("test/", "val/"))}
     hp = module.hparams
+    score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     return {
         **metrics,
+        **({"val/best": float(score)} if score is not None else {}),
         "model": hp.model["name"],
         "epochs": trainer.current_epoch,
         "wall_time_s": round(seconds, 1),
@@ -129,9 +132,8 @@ def main(cfg: DictConfig) -> float | None:
     except CnnlabError as err:
         output_dir, _, _, multirun = run_identity(cfg)
         print_error(err, output_dir)
-        if multirun:
-            raise  # Hydra marks this job failed; the other jobs still run
-        sys.exit(2)
+        if not multirun:
+            sys.exit(2)
+        # In a sweep the other jobs go on; SweepSummary lists this one's error.txt and fails the sweep.
+        return None
 
-
-__all__ = ["main", "train", "short_path"]

@@ -47,6 +47,13 @@ def build_loggers(cfg: Mapping[str, Any] | None, output_dir: Path, name: str, gr
     return loggers
 
 
+def record_summary(loggers: list[Logger], values: dict[str, Any]) -> None:
+    """Final numbers into the W&B run summary (what dashboards and `wandb leet` show per run)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(values)
+
+
 def finish_loggers(loggers: list[Logger]) -> None:
     """End each W&B run, so every job of a multirun gets a run of its own."""
     for logger in loggers:
