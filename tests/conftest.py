@@ -18,7 +18,7 @@ import cnnlab.config  # noqa: F401  (registers the ${cnnlab_root:} resolver)
 from cnnlab import CONF_DIR, REPO_ROOT
 
 # A real run, kept small: 1 epoch of 20 batches on real MNIST, CPU, no progress bar.
-TINY = ["debug=limit", "trainer.accelerator=cpu", "callbacks.rich_progress_bar=null", "callbacks.model_summary=null"]
+TINY = ["debug=limit", "trainer.accelerator=cpu", "++callbacks.rich_progress_bar=null", "++callbacks.model_summary=null"]
 CLI = str(Path(sys.executable).parent / "cnnlab-train")
 
 

@@ -85,3 +85,7 @@ def test_config_errors_name_the_bad_value(make_cfg):
         train(make_cfg("train=false"))
     with pytest.raises(CnnlabError, match=r"Unknown trainer setting\(s\) trainer.max_epoch\. Valid.*max_epochs"):
         train(make_cfg("+trainer.max_epoch=3"))
+    with pytest.raises(CnnlabError, match=r"trainer.max_epochs='abc' has the wrong type: expected int or null"):
+        train(make_cfg("trainer.max_epochs=abc"))
+    with pytest.raises(CnnlabError, match=r"optimizer 'adam' rejects options .*Invalid learning rate: -1"):
+        train(make_cfg("optimizer.lr=-1"))

@@ -7,6 +7,7 @@ import inspect
 import json
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,23 @@ def run_identity(cfg: DictConfig) -> tuple[Path, str, str | None, bool]:
     return Path(hc.runtime.output_dir), name, group, multirun
 
 
+_SIMPLE = (bool, int, float, str, type(None))
+
+
+def check_types(values: dict[str, Any], hints: dict[str, Any], group: str) -> None:
+    """Catch `trainer.max_epochs=abc` here, not as a TypeError deep inside Lightning."""
+    for key, value in values.items():
+        allowed = typing.get_args(hints.get(key)) or (hints.get(key),)
+        if not all(t in _SIMPLE for t in allowed):
+            continue  # lists, callables, objects: leave them to Lightning
+        ok = isinstance(value, allowed) or (float in allowed and isinstance(value, int))
+        if isinstance(value, bool) and bool not in allowed:
+            ok = False
+        if not ok:
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise CnnlabError(f"{group}.{key}={value!r} has the wrong type: expected {names}.")
+
+
 def make_trainer(trainer_cfg: dict[str, Any], **kwargs: Any):
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -40,6 +58,7 @@ def make_trainer(trainer_cfg: dict[str, Any], **kwargs: Any):
     if unknown:
         raise CnnlabError(f"Unknown trainer setting(s) {', '.join('trainer.' + k for k in unknown)}. Valid "
                           f"trainer settings are Lightning Trainer arguments: {', '.join(sorted(valid))}.")
+    check_types(trainer_cfg, typing.get_type_hints(L.Trainer.__init__), "trainer")
     try:
         return L.Trainer(**trainer_cfg, **kwargs)
     except (MisconfigurationException, ValueError, TypeError) as err:

@@ -1,0 +1,41 @@
+"""Every option of every config group composes, and the ones that build objects build them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnlab import CONF_DIR
+from cnnlab.config import to_plain
+from cnnlab.data import DATASETS
+from cnnlab.data.transforms import build_transform
+from cnnlab.module import ImageClassifier
+from cnnlab.optim import build_optimizer, build_scheduler
+
+GROUPS = ["data", "model", "pooling", "activation", "transforms", "optimizer", "scheduler", "trainer", "logger",
+          "callbacks", "experiment", "debug"]
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_composes_and_builds(make_cfg, group, option):
+    cfg = to_plain(make_cfg(f"{group}={option}"))
+    assert {"data", "model", "pooling", "activation", "optimizer", "trainer", "paths"} <= set(cfg)
+    spec = DATASETS.get(cfg["data"]["name"])
+    image_size = cfg["data"]["image_size"] or spec.image_size
+    module = ImageClassifier(model={**cfg["model"], "image_size": image_size}, num_classes=spec.num_classes,
+                             in_channels=spec.in_channels, pooling=cfg["pooling"], activation=cfg["activation"],
+                             optimizer=cfg["optimizer"], scheduler=cfg["scheduler"])
+    logits = module(torch.zeros(2, spec.in_channels, image_size, image_size))
+    assert logits.shape == (2, spec.num_classes)
+    opt = build_optimizer(cfg["optimizer"], module.parameters())
+    build_scheduler(cfg["scheduler"], opt, max_epochs=2, total_steps=10)
+    for train in (True, False):
+        build_transform(cfg["transforms"], spec, image_size, train=train)
+
+
+def test_the_config_docs_list_every_option():
+    doc = (CONF_DIR / "README.md").read_text()
+    for group, option in OPTIONS:
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{group}/`"))
+        assert option in row, f"conf/README.md does not list {group}={option}"
