@@ -11,6 +11,14 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import Registry
 
+class QuietWandbLogger(WandbLogger):
+    """Lightning always passes `anonymous=None` to wandb.init, which makes wandb warn on every run."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._wandb_init.pop("anonymous", None)
+
+
 # Each factory gets (run dir, run name, sweep group, **options from the config).
 LOGGERS: Registry[Callable[..., Logger]] = Registry("logger", config_key="logger")
 
@@ -19,7 +27,7 @@ LOGGERS: Registry[Callable[..., Logger]] = Registry("logger", config_key="logger
 def _wandb(output_dir: Path, name: str, group: str | None, project: str = "cnnlab", offline: bool = True,
            **options: Any) -> Logger:
     # Files land in <run dir>/wandb/offline-run-*/: view with `wandb leet`, upload later with `wandb sync`.
-    return WandbLogger(name=name, group=group, project=project, save_dir=str(output_dir), offline=offline,
+    return QuietWandbLogger(name=name, group=group, project=project, save_dir=str(output_dir), offline=offline,
                        **options)
 
 
