@@ -72,20 +72,19 @@ def test_corrupt_and_mismatched_checkpoints_fail_clearly(make_cfg, tmp_path):
         train(make_cfg("pooling=avg", f"ckpt_path={trained}", run_dir=tmp_path / "e"))
 
 
-def test_config_errors_name_the_bad_value(make_cfg):
-    with pytest.raises(CnnlabError, match=r"Unknown pooling 'mx' \(config key `pooling.name`\).*avg, max, none"):
-        train(make_cfg("pooling.name=mx"))
-    with pytest.raises(CnnlabError, match=r"Unknown activation 'relu6'.*gelu"):
-        train(make_cfg("activation.name=relu6"))
-    with pytest.raises(CnnlabError, match=r"Unknown dataset 'cifar' \(config key `data.name`\).*Did you mean"):
-        train(make_cfg("data.name=cifar"))
-    with pytest.raises(CnnlabError, match=r"simple_cnn' shrinks the feature map below 1×1: stage 'block5'"):
-        train(make_cfg("model=simple_cnn", "model.depth=5"))
-    with pytest.raises(CnnlabError, match=r"train=false only tests a trained model, and ckpt_path is not set"):
-        train(make_cfg("train=false"))
-    with pytest.raises(CnnlabError, match=r"Unknown trainer setting\(s\) trainer.max_epoch\. Valid.*max_epochs"):
-        train(make_cfg("+trainer.max_epoch=3"))
-    with pytest.raises(CnnlabError, match=r"trainer.max_epochs='abc' has the wrong type: expected int or null"):
-        train(make_cfg("trainer.max_epochs=abc"))
-    with pytest.raises(CnnlabError, match=r"optimizer 'adam' rejects options .*Invalid learning rate: -1"):
-        train(make_cfg("optimizer.lr=-1"))
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["pooling.name=mx"], r"Unknown pooling 'mx' \(config key `pooling.name`\).*avg, max, none"),
+        (["activation.name=relu6"], r"Unknown activation 'relu6'.*gelu"),
+        (["data.name=cifar"], r"Unknown dataset 'cifar' \(config key `data.name`\).*Did you mean"),
+        (["model=simple_cnn", "model.depth=5"], r"simple_cnn' shrinks the feature map below 1×1: stage 'block5'"),
+        (["train=false"], r"train=false only tests a trained model, and ckpt_path is not set"),
+        (["+trainer.max_epoch=3"], r"Unknown trainer setting\(s\) trainer.max_epoch\. Valid.*max_epochs"),
+        (["trainer.max_epochs=abc"], r"trainer.max_epochs='abc' has the wrong type: expected int or null"),
+        (["optimizer.lr=-1"], r"optimizer 'adam' rejects options .*Invalid learning rate: -1"),
+    ],
+)
+def test_config_errors_name_the_bad_value(make_cfg, overrides, message):
+    with pytest.raises(CnnlabError, match=message):
+        train(make_cfg(*overrides))

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from cnnlab.data.datasets import DATASETS, load_split
 from cnnlab.data.transforms import build_transform
 from cnnlab.errors import CnnlabError
+
+
+class TransformedSubset(Dataset):
+    """Some images of a dataset, with a transform of their own (augmentation for train, none for val)."""
+
+    def __init__(self, base: Dataset, indices: list[int], transform: Callable) -> None:
+        self.base, self.indices, self.transform = base, indices, transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        image, label = self.base[self.indices[i]]
+        return self.transform(image), label
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -62,13 +76,15 @@ class ImageDataModule(L.LightningDataModule):
         names = getattr(self.spec.cls, "classes", None)
         return [str(c) for c in names] if names else [str(i) for i in range(self.num_classes)]
 
-    def _load(self, train: bool, augment: bool) -> Dataset:
-        transform = build_transform(self.transforms, self.spec, self.image_size, train=augment)
+    def _transform(self, augment: bool):
+        return build_transform(self.transforms, self.spec, self.image_size, train=augment)
+
+    def _load(self, train: bool, transform=None) -> Dataset:
         return load_split(self.spec, self.data_dir, train=train, transform=transform, download=self.download)
 
     def prepare_data(self) -> None:
         for train in (True, False):  # unpack or download once, on one process
-            self._load(train, augment=False)
+            self._load(train)
 
     def split_indices(self, n: int) -> tuple[list[int], list[int]]:
         """The same seed always gives the same split, whatever the global seed."""
@@ -80,11 +96,12 @@ class ImageDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.train_set is None:
-            augmented, plain = self._load(True, augment=True), self._load(True, augment=False)
-            train_idx, val_idx = self.split_indices(len(plain))
-            self.train_set, self.val_set = Subset(augmented, train_idx), Subset(plain, val_idx)
+            images = self._load(True)  # one copy in memory; train and val views transform it differently
+            train_idx, val_idx = self.split_indices(len(images))
+            self.train_set = TransformedSubset(images, train_idx, self._transform(augment=True))
+            self.val_set = TransformedSubset(images, val_idx, self._transform(augment=False))
         if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = self._load(False, augment=False)
+            self.test_set = self._load(False, self._transform(augment=False))
 
     def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader:
         assert dataset is not None, "setup() must run before the dataloaders are asked for"
