@@ -71,3 +71,15 @@ def test_knobs_a_model_lacks_are_refused_not_ignored():
         create_model("lenet5", num_classes=10, in_channels=1, image_size=32, depth=4)
     with pytest.raises(CnnlabError, match=r"'lenet5' has no option\(s\) model.kernel_size"):
         create_model("lenet5", num_classes=10, in_channels=1, image_size=32, kernel_size=3)
+
+
+def test_a_rejected_option_names_the_valid_ones():
+    from cnnlab.layers import make_activation, make_pooling
+
+    with pytest.raises(CnnlabError, match=r"pooling 'max' rejects options \{'kernel': 3\}.*Its options: kernel_size, "
+                                          r"stride\."):
+        make_pooling({"name": "max", "kernel": 3}, channels=4)
+    with pytest.raises(CnnlabError, match=r"activation 'relu' rejects options \{'slope': 1\}.*It takes no options\."):
+        make_activation({"name": "relu", "slope": 1})
+    with pytest.raises(CnnlabError, match=r"the activation config has no `name`; pick one with activation=<name>"):
+        make_activation({"negative_slope": 0.1})

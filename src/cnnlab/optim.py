@@ -8,8 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError
-from cnnlab.registry import Registry
+from cnnlab.registry import Registry, split_spec
 
 OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry("optimizer", config_key="optimizer.name")
 OPTIMIZERS.register("sgd")(torch.optim.SGD)
@@ -36,21 +35,9 @@ def _onecycle(opt, max_epochs, total_steps, max_lr=0.01, pct_start=0.25):
                                                pct_start=pct_start), "step"
 
 
-def _split(spec: Mapping[str, Any], group: str) -> tuple[str, dict[str, Any]]:
-    options = dict(spec)
-    name = options.pop("name", None)
-    if name is None:
-        raise CnnlabError(f"the {group} config has no `name`; pick one with {group}=<name>.")
-    return name, options
-
-
 def build_optimizer(spec: Mapping[str, Any], params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    name, options = _split(spec, "optimizer")
-    cls = OPTIMIZERS.get(name)
-    try:
-        return cls(params, **options)
-    except (TypeError, ValueError) as err:
-        raise CnnlabError(f"optimizer '{name}' rejects options {options}: {err}.") from None
+    name, options = split_spec(spec, "optimizer")
+    return OPTIMIZERS.build(name, params, **options)
 
 
 def build_scheduler(spec: Mapping[str, Any] | None, opt: torch.optim.Optimizer, max_epochs: int,
@@ -58,10 +45,6 @@ def build_scheduler(spec: Mapping[str, Any] | None, opt: torch.optim.Optimizer, 
     """A Lightning `lr_scheduler` dict, or None for `scheduler=none`."""
     if not spec or spec.get("name") in (None, "none"):
         return None
-    name, options = _split(spec, "scheduler")
-    factory = SCHEDULERS.get(name)
-    try:
-        scheduler, interval = factory(opt, max_epochs, total_steps, **options)
-    except (TypeError, ValueError) as err:
-        raise CnnlabError(f"scheduler '{name}' rejects options {options}: {err}.") from None
+    name, options = split_spec(spec, "scheduler")
+    scheduler, interval = SCHEDULERS.build(name, opt, max_epochs, total_steps, **options)
     return {"scheduler": scheduler, "interval": interval}

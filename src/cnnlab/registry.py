@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
-from cnnlab.errors import unknown_name
+from cnnlab.errors import CnnlabError, unknown_name
 
 T = TypeVar("T")
 
@@ -33,6 +34,14 @@ class Registry(Generic[T]):
         except (KeyError, TypeError):
             raise unknown_name(self.kind, name, self._items, self.config_key) from None
 
+    def build(self, name: str, *args: Any, **options: Any) -> Any:
+        """Look `name` up and call it; options it rejects give one clear error, not a TypeError from inside."""
+        factory = self.get(name)
+        try:
+            return factory(*args, **options)
+        except (TypeError, ValueError) as err:
+            raise CnnlabError(f"{self.kind} '{name}' rejects options {options}: {err}.{_options_hint(factory, len(args))}") from None
+
     def names(self) -> list[str]:
         return sorted(self._items)
 
@@ -41,3 +50,21 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def _options_hint(factory: Callable, n_positional: int) -> str:
+    try:
+        params = list(inspect.signature(factory).parameters.values())[n_positional:]
+    except (TypeError, ValueError):
+        return ""
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return f" Its options: {', '.join(names)}." if names else " It takes no options."
+
+
+def split_spec(spec: str | Mapping[str, Any], group: str) -> tuple[str, dict[str, Any]]:
+    """`relu` or `{name: relu, **options}` → (name, options)."""
+    options = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = options.pop("name", None)
+    if name is None:
+        raise CnnlabError(f"the {group} config has no `name`; pick one with {group}=<name>.")
+    return name, options

@@ -17,7 +17,6 @@ from lightning.pytorch.callbacks import (
 )
 
 from cnnlab.callbacks.interrupt import InterruptCheckpoint
-from cnnlab.errors import CnnlabError
 from cnnlab.registry import Registry
 
 # Each factory gets (run dir, has_logger, **options from the config) and returns a callback or None.
@@ -66,11 +65,7 @@ def build_callbacks(cfg: Mapping[str, Any] | None, output_dir: Path, has_logger:
     for name, options in (cfg or {}).items():
         if options is None:
             continue
-        factory = CALLBACKS.get(name)
-        try:
-            callback = factory(output_dir, has_logger, **dict(options))
-        except (TypeError, ValueError) as err:
-            raise CnnlabError(f"callback '{name}' rejects its options {dict(options)}: {err}.") from None
+        callback = CALLBACKS.build(name, output_dir, has_logger, **dict(options))
         if callback is not None:
             callbacks.append(callback)
     return callbacks

@@ -7,8 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnlab.errors import CnnlabError
-from cnnlab.registry import Registry
+from cnnlab.registry import Registry, split_spec
 
 ACTIVATIONS: Registry[Callable[..., nn.Module]] = Registry("activation", config_key="activation.name")
 
@@ -24,13 +23,5 @@ ACTIVATIONS.register("identity")(lambda: nn.Identity())
 
 def make_activation(spec: str | Mapping[str, Any]) -> nn.Module:
     """Build an activation from a name or a `{name: ..., **options}` config."""
-    options = {"name": spec} if isinstance(spec, str) else dict(spec)
-    name = options.pop("name", None)
-    factory = ACTIVATIONS.get(name)
-    try:
-        return factory(**options)
-    except TypeError:
-        raise CnnlabError(
-            f"activation '{name}' takes no option(s) {sorted(options)}; "
-            f"drop them from the activation config (e.g. activation={name})."
-        ) from None
+    name, options = split_spec(spec, "activation")
+    return ACTIVATIONS.build(name, **options)

@@ -7,8 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnlab.errors import CnnlabError
-from cnnlab.registry import Registry
+from cnnlab.registry import Registry, split_spec
 
 # Each factory takes (channels, kernel_size, stride); channels matters for learned or depthwise poolings.
 POOLINGS: Registry[Callable[..., nn.Module]] = Registry("pooling", config_key="pooling.name")
@@ -21,13 +20,5 @@ POOLINGS.register("none")(lambda channels, kernel_size=2, stride=None: nn.Identi
 
 def make_pooling(spec: str | Mapping[str, Any], channels: int) -> nn.Module:
     """Build a pooling layer from a name or a `{name: ..., kernel_size: 2, stride: 2}` config."""
-    options = {"name": spec} if isinstance(spec, str) else dict(spec)
-    name = options.pop("name", None)
-    factory = POOLINGS.get(name)
-    try:
-        return factory(channels, **options)
-    except TypeError:
-        raise CnnlabError(
-            f"pooling '{name}' does not take option(s) {sorted(options)}; "
-            "valid options are kernel_size and stride."
-        ) from None
+    name, options = split_spec(spec, "pooling")
+    return POOLINGS.build(name, channels, **options)

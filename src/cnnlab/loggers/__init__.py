@@ -8,7 +8,6 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
-from cnnlab.errors import CnnlabError
 from cnnlab.registry import Registry
 
 class QuietWandbLogger(WandbLogger):
@@ -47,11 +46,7 @@ def build_loggers(cfg: Mapping[str, Any] | None, output_dir: Path, name: str, gr
     for kind, options in (cfg or {}).items():
         if options is None:  # `logger.wandb=null` switches one off
             continue
-        factory = LOGGERS.get(kind)
-        try:
-            loggers.append(factory(output_dir, name, group, **dict(options)))
-        except TypeError as err:
-            raise CnnlabError(f"logger '{kind}' rejects its options {dict(options)}: {err}.") from None
+        loggers.append(LOGGERS.build(kind, output_dir, name, group, **dict(options)))
     return loggers
 
 
@@ -63,12 +58,11 @@ def record_summary(loggers: list[Logger], values: dict[str, Any]) -> None:
 
 
 def finish_loggers(loggers: list[Logger]) -> None:
-    """End each W&B run, so every job of a multirun gets a run of its own."""
+    """End each W&B run, so every job of a multirun gets a run of its own (Lightning's finalize does not;
+    it already finalizes the other loggers at the end of fit and test)."""
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
             logger.experiment.finish()
-        else:
-            logger.finalize("success")
 
 
 def view_hints(loggers: list[Logger]) -> list[tuple[str, str]]:
