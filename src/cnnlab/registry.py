@@ -68,3 +68,8 @@ def split_spec(spec: str | Mapping[str, Any], group: str) -> tuple[str, dict[str
     if name is None:
         raise CnnlabError(f"the {group} config has no `name`; pick one with {group}=<name>.")
     return name, options
+
+
+def spec_name(spec: str | Mapping[str, Any]) -> Any:
+    """The name a `relu` or `{name: relu, ...}` spec picks (None when it has none)."""
+    return spec if isinstance(spec, str) else spec.get("name")

@@ -25,3 +25,12 @@ def make_activation(spec: str | Mapping[str, Any]) -> nn.Module:
     """Build an activation from a name or a `{name: ..., **options}` config."""
     name, options = split_spec(spec, "activation")
     return ACTIVATIONS.build(name, **options)
+
+
+def replace_activations(root: nn.Module, kinds: tuple[type[nn.Module], ...], spec: str | Mapping[str, Any]) -> None:
+    """Swap every `kinds` module inside a borrowed building block (torchvision's ResNet, DenseNet and ViT blocks
+    hard-code ReLU or GELU) for the chosen activation."""
+    for parent in root.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, kinds):
+                setattr(parent, name, make_activation(spec))
