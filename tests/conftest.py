@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -56,3 +57,13 @@ def copy_shipped_mnist(dest: Path) -> Path:
     for gz in (REPO_ROOT / "data" / "MNIST" / "raw").glob("*.gz"):
         shutil.copy(gz, raw)
     return dest
+
+
+@pytest.fixture(scope="session")
+def mnist_digits(tmp_path_factory) -> torch.Tensor:
+    """The first 256 real MNIST test digits as floats in [0, 1], shape (256, 1, 28, 28)."""
+    from cnnlab.data import DATASETS, load_split
+
+    root = copy_shipped_mnist(tmp_path_factory.mktemp("mnist"))
+    test_set = load_split(DATASETS.get("mnist"), root, train=False, transform=None, download=False)
+    return test_set.data[:256].unsqueeze(1).float() / 255

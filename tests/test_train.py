@@ -12,6 +12,7 @@ import yaml
 from cnnlab.data import datamodule_from_config
 from cnnlab.errors import CnnlabError
 from cnnlab.loggers.wandb_offline import find_runs, read_run
+from cnnlab.models import list_models
 from cnnlab.module import ImageClassifier
 from cnnlab.train import train
 
@@ -24,7 +25,7 @@ def test_short_run_writes_an_offline_wandb_run_with_metrics_and_resolved_config(
     logged = read_run(wandb_run)
     assert logged["state"] == "finished"
     config = logged["config"]
-    assert config["model"]["name"] == "lenet5" and config["pooling"]["name"] == "max"
+    assert config["model"]["name"] == "lenet5" and config["pooling"]["name"] == "native"
     assert config["data"]["image_size"] == 32  # resolved from ${model.image_size}, not the interpolation
     assert config["seed"] == 7 and config["trainer"]["max_epochs"] == 1
     assert config["paths"]["output_dir"] == str(run_dir)
@@ -40,6 +41,17 @@ def test_short_run_writes_an_offline_wandb_run_with_metrics_and_resolved_config(
     saved = json.loads((run_dir / "results.json").read_text())
     assert saved["test/acc"] == results["test/acc"]
     assert sum(map(sum, saved["confusion_matrix"])) == 2 * 1000  # two test batches of 1000 images
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_every_model_trains_a_short_epoch_on_mnist(make_cfg, model):
+    """`cnnlab-train model=<name>` with each registered model: real MNIST, a few steps, test, reloadable."""
+    results = train(make_cfg(f"model={model}", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+                             "trainer.limit_test_batches=1", "data.eval_batch_size=128"))
+    assert results["model"] == model and results["epochs"] == 1
+    assert 0 <= results["test/acc"] <= 1 and results["test/loss"] == pytest.approx(results["test/loss"])  # not NaN
+    restored = ImageClassifier.load_from_checkpoint(results["best_ckpt"])
+    assert restored.hparams.model["name"] == model and restored.net.stage_shapes()
 
 
 def test_load_from_checkpoint_reproduces_the_test_accuracy(make_cfg, tmp_path):
@@ -68,14 +80,14 @@ def test_corrupt_and_mismatched_checkpoints_fail_clearly(make_cfg, tmp_path):
         train(make_cfg("model=simple_cnn", f"ckpt_path={trained}", run_dir=tmp_path / "d"))
     assert "was trained with a different network: model.depth=None (this run: 3)" in str(err.value)
     assert "model.name='lenet5' (this run: 'simple_cnn')" in str(err.value)
-    with pytest.raises(CnnlabError, match=r"pooling.name='max' \(this run: 'avg'\)"):
+    with pytest.raises(CnnlabError, match=r"pooling.name='native' \(this run: 'avg'\)"):
         train(make_cfg("pooling=avg", f"ckpt_path={trained}", run_dir=tmp_path / "e"))
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["pooling.name=mx"], r"Unknown pooling 'mx' \(config key `pooling.name`\).*avg, max, none"),
+        (["pooling.name=mx"], r"Unknown pooling 'mx' \(config key `pooling.name`\).*avg, blur, lp, max, native, none"),
         (["activation.name=relu6"], r"Unknown activation 'relu6'.*gelu"),
         (["data.name=cifar"], r"Unknown dataset 'cifar' \(config key `data.name`\).*Did you mean"),
         (["model=simple_cnn", "model.depth=5"], r"simple_cnn' shrinks the feature map below 1×1: stage 'block5'"),

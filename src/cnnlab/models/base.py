@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.registry import spec_name
+
+# What configs pass as pooling/activation: a name, or `{name: ..., **options}`.
+Spec = str | Mapping[str, Any]
 
 _SHRINK_HINTS = ("too small", "can't be greater than actual input size")
 
@@ -17,17 +22,17 @@ def _fmt(shape: tuple[int, ...]) -> str:
 
 
 def _describe(module: nn.Module) -> str:
-    parts = []
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv2d):
-            k, s = layer.kernel_size, layer.stride
-            parts.append(f"conv {k[0]}×{k[1]} stride {s[0]}")
-        elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-            kind = "max" if isinstance(layer, nn.MaxPool2d) else "avg"
-            k = layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
-            s = layer.stride if isinstance(layer.stride, int) else layer.stride[0]
-            parts.append(f"{kind} pool {k}×{k} stride {s}")
-    return " + ".join(parts) or type(module).__name__
+    return " + ".join(_layer_labels(module)) or type(module).__name__
+
+
+def _layer_labels(module: nn.Module) -> list[str]:
+    """The convs and poolings of a stage, in order, as a reader would name them."""
+    if hasattr(module, "layer_label"):
+        return [module.layer_label]
+    if isinstance(module, nn.Conv2d):
+        k, s = module.kernel_size, module.stride
+        return [f"conv {k[0]}×{k[1]} stride {s[0]}"]
+    return [label for child in module.children() for label in _layer_labels(child)]
 
 
 class StagedModel(nn.Module):
@@ -44,6 +49,17 @@ class StagedModel(nn.Module):
 
     def add_stage(self, name: str, module: nn.Module) -> tuple[int, ...]:
         """Append a stage and return its output shape (without the batch dimension)."""
+        y = self._run_traced(name, module)
+        self.stages[name] = module
+        self._shapes[name] = tuple(y.shape[1:])
+        self._trace = y
+        return self._shapes[name]
+
+    def probe_shape(self, name: str, module: nn.Module) -> tuple[int, ...]:
+        """The output shape `module` would give as the next stage, with the same clear error if it shrinks."""
+        return tuple(self._run_traced(name, module).shape[1:])
+
+    def _run_traced(self, name: str, module: nn.Module) -> torch.Tensor:
         x = self._trace
         was_training = module.training
         module.eval()  # batch norm cannot take a batch of one in training mode
@@ -58,10 +74,7 @@ class StagedModel(nn.Module):
             module.train(was_training)
         if y.dim() == 4 and min(y.shape[-2:]) < 1:
             raise self._shrink_error(name, module, tuple(x.shape[1:]))
-        self.stages[name] = module
-        self._shapes[name] = tuple(y.shape[1:])
-        self._trace = y
-        return self._shapes[name]
+        return y
 
     def _shrink_error(self, name: str, module: nn.Module, got: tuple[int, ...]) -> CnnlabError:
         path = " → ".join([f"input {_fmt(self.input_shape)}"] + [f"{n} {_fmt(s)}" for n, s in self._shapes.items()])
@@ -93,3 +106,20 @@ def reject_knob(model: str, knob: str, value: Any, why: str) -> None:
     if value is not None:
         raise CnnlabError(f"model '{model}' has no {knob} knob ({why}), but model.{knob}={value} was given. "
                           f"Set model.{knob}=null, or pick a model with a {knob} knob (e.g. model=simple_cnn).")
+
+
+def positive_int(model: str, knob: str, value: Any, default: int) -> int:
+    """A knob's value (its default when null), refused unless it is a positive integer."""
+    value = default if value is None else value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CnnlabError(f"model '{model}' needs model.{knob} to be a positive integer, got {value!r}. "
+                          f"Its default is {default}.")
+    return value
+
+
+def require_no_pooling(model: str, pooling: str | Mapping[str, Any], why: str) -> None:
+    """Models without feature maps (MLP, ViT) take pooling=none only: refuse the others instead of ignoring them."""
+    name = spec_name(pooling)
+    if name != "none":
+        raise CnnlabError(f"model '{model}' has no feature maps to pool ({why}), so pooling={name} does not apply. "
+                          f"Valid: pooling=native or pooling=none, or a convolutional model (e.g. model=simple_cnn).")

@@ -6,15 +6,29 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, unknown_name
+from cnnlab.layers import ACTIVATIONS, POOLINGS
 from cnnlab.models.base import StagedModel
-from cnnlab.registry import Registry
+from cnnlab.registry import Registry, spec_name
 
 MODELS: Registry[Callable[..., StagedModel]] = Registry("model", config_key="model.name")
 register_model = MODELS.register
 
 # Every model takes these, so any model runs through the same ablation axes.
 CONTRACT = ("num_classes", "in_channels", "image_size", "pooling", "activation", "depth", "width")
+
+
+NATIVE = "native"
+
+
+def _native_to_default(spec: str | Mapping[str, Any], default: str, names: Registry) -> str | Mapping[str, Any]:
+    """`native` → the architecture's own choice; an unknown name fails here, listing `native` among the valid."""
+    name = spec_name(spec)
+    if name == NATIVE:
+        return default
+    if name is not None and name not in names:
+        raise unknown_name(names.kind, name, [*names.names(), NATIVE], names.config_key)
+    return spec
 
 
 def list_models() -> list[str]:
@@ -27,15 +41,21 @@ def create_model(
     num_classes: int,
     in_channels: int,
     image_size: int,
-    pooling: str | Mapping[str, Any] = "max",
-    activation: str | Mapping[str, Any] = "relu",
+    pooling: str | Mapping[str, Any] = NATIVE,
+    activation: str | Mapping[str, Any] = NATIVE,
     depth: int | None = None,
     width: int | None = None,
     **extra: Any,
 ) -> StagedModel:
-    """Build a registered model; knobs it does not have give a clear error, not a bare TypeError."""
+    """Build a registered model; knobs it does not have give a clear error, not a bare TypeError.
+
+    `pooling`/`activation` named `native` mean the architecture's own choice (its constructor's default).
+    """
     constructor = MODELS.get(name)
-    accepted = set(inspect.signature(constructor).parameters) - set(CONTRACT)
+    params = inspect.signature(constructor).parameters
+    pooling = _native_to_default(pooling, params["pooling"].default, POOLINGS)
+    activation = _native_to_default(activation, params["activation"].default, ACTIVATIONS)
+    accepted = set(params) - set(CONTRACT)
     unknown = sorted(set(extra) - accepted)
     if unknown:
         have = ", ".join(sorted(accepted)) or "none beyond the common ones"

@@ -8,15 +8,19 @@ from typing import Any
 
 from torch import nn
 
-from cnnlab.errors import CnnlabError
 from cnnlab.layers import ConvBlock
-from cnnlab.models.base import StagedModel
+from cnnlab.models.base import StagedModel, positive_int
 from cnnlab.models.registry import register_model
 
 
 @register_model("simple_cnn")
 class SimpleCNN(StagedModel):
-    """'Same'-padded convs so only pooling shrinks the map; global average pool before the classifier."""
+    """'Same'-padded convs so only pooling shrinks the map; global average pool before the classifier.
+
+    Subclasses keep this topology and change one thing: `front` (stages before the conv stack) or `make_conv`.
+    """
+
+    model_name = "simple_cnn"
 
     def __init__(
         self,
@@ -31,17 +35,25 @@ class SimpleCNN(StagedModel):
         kernel_size: int = 3,
         norm: str | None = None,
     ) -> None:
-        depth = 3 if depth is None else depth
-        width = 32 if width is None else width
-        for knob, value in (("depth", depth), ("width", width), ("kernel_size", kernel_size)):
-            if not isinstance(value, int) or value < 1:
-                raise CnnlabError(f"model 'simple_cnn' needs model.{knob} to be a positive integer, got {value!r}.")
-        super().__init__("simple_cnn", (in_channels, image_size, image_size))
+        name = self.model_name
+        depth = positive_int(name, "depth", depth, 3)
+        width = positive_int(name, "width", width, 32)
+        kernel_size = positive_int(name, "kernel_size", kernel_size, 3)
+        super().__init__(name, (in_channels, image_size, image_size))
+        self.front(in_channels, pooling=pooling, activation=activation)
         channels = in_channels
         for i in range(depth):
             out = width * 2 ** min(i, 3)
-            self.add_stage(f"block{i + 1}", ConvBlock(channels, out, kernel_size, padding=kernel_size // 2,
-                                                      norm=norm, activation=activation, pooling=pooling))
+            conv = self.make_conv(channels, out, kernel_size, norm)
+            self.add_stage(f"block{i + 1}", ConvBlock(channels, out, kernel_size, padding=kernel_size // 2, norm=norm,
+                                                      activation=activation, pooling=pooling, conv=conv))
             channels = out
         self.add_stage("gap", nn.Sequential(OrderedDict(gap=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten())))
         self.add_stage("logits", nn.Linear(channels, num_classes))
+
+    def front(self, in_channels: int, *, pooling: Any, activation: Any) -> None:
+        """Stages that run before the conv stack (none here)."""
+
+    def make_conv(self, in_channels: int, out_channels: int, kernel_size: int, norm: str | None) -> nn.Module | None:
+        """The conv of each block; None means a plain weight-shared `nn.Conv2d`."""
+        return None
