@@ -201,6 +201,11 @@ def test_pooling_layers_compute_what_their_names_say():
     assert make_pooling("stride", 4).weight.shape == (4, 4, 2, 2)  # learned, channels → channels
     window = make_pooling({"name": "max", "kernel_size": 3, "stride": None}, 1, 2, 2)
     assert (window.kernel_size, window.stride) == (3, 2)  # the config's non-null values override the model's
+    # ... except where the architecture needs its own window: an inception branch must keep the map's size
+    net = create_model("googlenet", num_classes=10, in_channels=1, image_size=28, width=8,
+                       pooling={"name": "avg", "kernel_size": 2, "stride": 2})
+    assert net(torch.randn(1, 1, 28, 28)).shape == (1, 10)
+    assert net.stage_shapes()["pool3"][1:] == (15, 15)  # 2×2 stride 2 with GoogLeNet's padding 1: (28+2−2)/2+1
 
 
 def test_unknown_names_list_the_valid_ones():

@@ -82,15 +82,20 @@ def make_pooling(
     kernel_size: int = 2,
     stride: int | None = None,
     padding: int = 0,
+    *,
+    fixed_window: bool = False,
 ) -> nn.Module:
     """Build the pooling `spec` names (a name or `{name: ..., **options}`) for a model's pooling site.
 
-    The site's window (kernel_size, stride, padding) is the architecture's; non-null values in `spec` override it.
+    The site's window (kernel_size, stride, padding) is the architecture's; non-null values in `spec` override it,
+    except at a `fixed_window` site (e.g. an inception branch, whose output must keep the input's size).
     """
     name, options = split_spec(spec, "pooling")
     options = {key: value for key, value in options.items() if value is not None}
     window = {"kernel_size": kernel_size, "stride": kernel_size if stride is None else stride, "padding": padding}
-    window.update({key: options.pop(key) for key in list(options) if key in window})
+    overrides = {key: options.pop(key) for key in list(options) if key in window}
+    if not fixed_window:
+        window.update(overrides)
     module = POOLINGS.build(name, channels, **window, **options)
     module.pooling_name = name  # lets tests and probes find every pooling site, whatever its type
     if name != "none":

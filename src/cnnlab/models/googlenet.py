@@ -36,7 +36,7 @@ class Inception(nn.Module):
         self.branch3 = nn.Sequential(OrderedDict(reduce=conv(in_channels, r3, 1), conv=conv(r3, c3, 3)))
         self.branch5 = nn.Sequential(OrderedDict(reduce=conv(in_channels, r5, 1), conv=conv(r5, c5, 5)))
         self.branch_pool = nn.Sequential(OrderedDict(
-            pool=make_pooling(pooling, in_channels, 3, 1, 1), proj=conv(in_channels, proj, 1)))
+            pool=make_pooling(pooling, in_channels, 3, 1, 1, fixed_window=True), proj=conv(in_channels, proj, 1)))
         self.out_channels = c1 + c3 + c5 + proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
