@@ -260,3 +260,22 @@ def test_a_rejected_option_names_the_valid_ones():
         make_activation({"name": "relu", "slope": 1})
     with pytest.raises(CnnlabError, match=r"the activation config has no `name`; pick one with activation=<name>"):
         make_activation({"negative_slope": 0.1})
+
+
+def test_cnnlab_models_lists_each_models_stages_and_shapes(capsys, monkeypatch):
+    from cnnlab.zoo import main
+
+    def rows(out: str) -> dict[str, list[str]]:
+        cells = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")]
+        return {row[0]: row[1:] for row in cells}
+
+    monkeypatch.setenv("COLUMNS", "120")
+    assert main(["lenet5"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lenet5: 63,802 parameters, input 1×32×32")
+    assert rows(out) == {"block1": ["6×14×14", "156"], "block2": ["16×5×5", "2,416"], "fc1": ["120", "48,120"],
+                         "fc2": ["100", "12,100"], "logits": ["10", "1,010"]}
+    assert main(["simple_cnn", "--image-size", "28", "--pooling", "none"]) == 0
+    assert rows(capsys.readouterr().out)["block3"][0] == "128×28×28"
+    assert main(["lenett"]) == 2
+    assert "Unknown model 'lenett'" in capsys.readouterr().err
