@@ -10,7 +10,7 @@ ARGS ?=
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-full sweep clean clean-logs
+.PHONY: help install train models test test-full sweep clean clean-logs
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ train: install ## train the default experiment (LeNet-5 on the shipped MNIST); A
 
 sweep: install ## example sweep: pooling x activation, one W&B run per job (ARGS adds overrides)
 	$(VENV)/bin/cnnlab-train -m pooling=max,avg activation=relu,tanh $(ARGS)
+
+models: install ## list every model: named stages, output shapes, parameters (ARGS="vgg16 --image-size 32")
+	$(VENV)/bin/cnnlab-models $(ARGS)
 
 test: install ## run the test suite (skips tests marked slow), < 10 min on 2 cores
 	$(VENV)/bin/pytest -m "not slow" $(ARGS)
