@@ -21,7 +21,7 @@ class AlexNet(StagedModel):
     model_name = "alexnet"
     default_width = 64
     channel_ratios = (1, 3, 6, 4, 4)  # torchvision's 64-192-384-256-256 at width 64
-    conv1_kernel = 5
+    kernels = (5, 5, 3, 3, 3)  # 11×11/4 and 5×5 at 224 px; conv1 shrinks to 5×5 stride 1 at 28–32 px
     pool_window = (3, 2, 0)  # overlapping pooling, as in the paper
 
     def __init__(
@@ -42,8 +42,7 @@ class AlexNet(StagedModel):
         super().__init__(name, (in_channels, image_size, image_size))
         channels = [round(r * width) for r in self.channel_ratios]
         previous = in_channels
-        for i, out in enumerate(channels, start=1):
-            kernel = self.conv1_kernel if i == 1 else (5 if i == 2 else 3)
+        for i, (out, kernel) in enumerate(zip(channels, self.kernels), start=1):
             self.add_stage(f"conv{i}", ConvBlock(
                 previous, out, kernel, padding=kernel // 2, activation=activation,
                 pooling=pooling if i in (1, 2, 5) else None, pool_window=self.pool_window))

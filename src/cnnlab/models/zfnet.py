@@ -13,4 +13,4 @@ class ZFNet(AlexNet):
     model_name = "zfnet"
     default_width = 96
     channel_ratios = (1, 8 / 3, 4, 4, 8 / 3)
-    conv1_kernel = 3
+    kernels = (3, 5, 3, 3, 3)
