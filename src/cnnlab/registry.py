@@ -10,6 +10,9 @@ from cnnlab.errors import CnnlabError, unknown_name
 
 T = TypeVar("T")
 
+# What configs pass to a name-picked factory: a name, or `{name: ..., **options}`.
+Spec = str | Mapping[str, Any]
+
 
 class Registry(Generic[T]):
     """A named table of constructors; looking up an unknown name raises a clear error."""
@@ -61,7 +64,7 @@ def _options_hint(factory: Callable, n_positional: int) -> str:
     return f" Its options: {', '.join(names)}." if names else " It takes no options."
 
 
-def split_spec(spec: str | Mapping[str, Any], group: str) -> tuple[str, dict[str, Any]]:
+def split_spec(spec: Spec, group: str) -> tuple[str, dict[str, Any]]:
     """`relu` or `{name: relu, **options}` → (name, options)."""
     options = {"name": spec} if isinstance(spec, str) else dict(spec)
     name = options.pop("name", None)
@@ -70,6 +73,6 @@ def split_spec(spec: str | Mapping[str, Any], group: str) -> tuple[str, dict[str
     return name, options
 
 
-def spec_name(spec: str | Mapping[str, Any]) -> Any:
+def spec_name(spec: Spec) -> Any:
     """The name a `relu` or `{name: relu, ...}` spec picks (None when it has none)."""
     return spec if isinstance(spec, str) else spec.get("name")

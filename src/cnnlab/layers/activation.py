@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from torch import nn
 
-from cnnlab.registry import Registry, split_spec
+from cnnlab.registry import Registry, Spec, split_spec
 
 ACTIVATIONS: Registry[Callable[..., nn.Module]] = Registry("activation", config_key="activation.name")
 
@@ -21,13 +20,13 @@ ACTIVATIONS.register("sigmoid")(lambda: nn.Sigmoid())
 ACTIVATIONS.register("identity")(lambda: nn.Identity())
 
 
-def make_activation(spec: str | Mapping[str, Any]) -> nn.Module:
+def make_activation(spec: Spec) -> nn.Module:
     """Build an activation from a name or a `{name: ..., **options}` config."""
     name, options = split_spec(spec, "activation")
     return ACTIVATIONS.build(name, **options)
 
 
-def replace_activations(root: nn.Module, kinds: tuple[type[nn.Module], ...], spec: str | Mapping[str, Any]) -> None:
+def replace_activations(root: nn.Module, kinds: tuple[type[nn.Module], ...], spec: Spec) -> None:
     """Swap every `kinds` module inside a borrowed building block (torchvision's ResNet, DenseNet and ViT blocks
     hard-code ReLU or GELU) for the chosen activation."""
     for parent in root.modules():

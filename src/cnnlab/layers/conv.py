@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
 
 from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.layers.activation import make_activation
 from cnnlab.layers.pooling import make_pooling
+from cnnlab.registry import Spec
 
 
 def make_norm(norm: str | None, channels: int) -> nn.Module | None:
@@ -34,8 +33,8 @@ class ConvBlock(nn.Sequential):
         out_channels: int,
         kernel_size: int,
         *,
-        activation: str | Mapping[str, Any],
-        pooling: str | Mapping[str, Any] | None,
+        activation: Spec,
+        pooling: Spec | None,
         stride: int = 1,
         padding: int | str = 0,
         norm: str | None = None,

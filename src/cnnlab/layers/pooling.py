@@ -6,14 +6,13 @@ branch 3×3 stride 1 padded); the pooling config picks the operator, and may ove
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.registry import Registry, split_spec
+from cnnlab.registry import Registry, Spec, split_spec
 
 # Each factory takes (channels, kernel_size, stride, padding); channels matters for learned or depthwise poolings.
 POOLINGS: Registry[Callable[..., nn.Module]] = Registry("pooling", config_key="pooling.name")
@@ -77,7 +76,7 @@ POOLINGS.register("none")(lambda channels, kernel_size, stride, padding=0: nn.Id
 
 
 def make_pooling(
-    spec: str | Mapping[str, Any],
+    spec: Spec,
     channels: int,
     kernel_size: int = 2,
     stride: int | None = None,

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.registry import spec_name
-
-# What configs pass as pooling/activation: a name, or `{name: ..., **options}`.
-Spec = str | Mapping[str, Any]
+from cnnlab.registry import Spec, spec_name
 
 _SHRINK_HINTS = ("too small", "can't be greater than actual input size")
 
@@ -117,7 +113,7 @@ def positive_int(model: str, knob: str, value: Any, default: int) -> int:
     return value
 
 
-def require_no_pooling(model: str, pooling: str | Mapping[str, Any], why: str) -> None:
+def require_no_pooling(model: str, pooling: Spec, why: str) -> None:
     """Models without feature maps (MLP, ViT) take pooling=none only: refuse the others instead of ignoring them."""
     name = spec_name(pooling)
     if name != "none":

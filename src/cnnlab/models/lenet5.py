@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
 
 from torch import nn
 
 from cnnlab.layers import ConvBlock, make_activation
-from cnnlab.models.base import StagedModel, reject_knob
+from cnnlab.models.base import Spec, StagedModel, reject_knob
 from cnnlab.models.registry import register_model
 
 
@@ -26,8 +24,8 @@ class LeNet5(StagedModel):
         num_classes: int,
         in_channels: int,
         image_size: int,
-        pooling: str | Mapping[str, Any] = "max",
-        activation: str | Mapping[str, Any] = "relu",
+        pooling: Spec = "max",
+        activation: Spec = "relu",
         depth: int | None = None,
         width: int | None = None,
     ) -> None:

@@ -4,13 +4,11 @@ compare CNNs against ("would the same be true for other types of deep neural net
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
 
 from torch import nn
 
 from cnnlab.layers import make_activation
-from cnnlab.models.base import StagedModel, positive_int, require_no_pooling
+from cnnlab.models.base import Spec, StagedModel, positive_int, require_no_pooling
 from cnnlab.models.registry import register_model
 
 
@@ -24,10 +22,10 @@ class MLP(StagedModel):
         num_classes: int,
         in_channels: int,
         image_size: int,
-        pooling: str | Mapping[str, Any] = "none",
-        activation: str | Mapping[str, Any] = "relu",
-        depth: int | None = 2,
-        width: int | None = 256,
+        pooling: Spec = "none",
+        activation: Spec = "relu",
+        depth: int | None = None,
+        width: int | None = None,
     ) -> None:
         require_no_pooling("mlp", pooling, "it flattens the image into one vector")
         depth = positive_int("mlp", "depth", depth, 2)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from cnnlab.errors import CnnlabError, unknown_name
 from cnnlab.layers import ACTIVATIONS, POOLINGS
 from cnnlab.models.base import StagedModel
-from cnnlab.registry import Registry, spec_name
+from cnnlab.registry import Registry, Spec, spec_name
 
 MODELS: Registry[Callable[..., StagedModel]] = Registry("model", config_key="model.name")
 register_model = MODELS.register
@@ -21,7 +21,7 @@ CONTRACT = ("num_classes", "in_channels", "image_size", "pooling", "activation",
 NATIVE = "native"
 
 
-def _native_to_default(spec: str | Mapping[str, Any], default: str, names: Registry) -> str | Mapping[str, Any]:
+def _native_to_default(spec: Spec, default: str, names: Registry) -> Spec:
     """`native` → the architecture's own choice; an unknown name fails here, listing `native` among the valid."""
     name = spec_name(spec)
     if name == NATIVE:
@@ -41,8 +41,8 @@ def create_model(
     num_classes: int,
     in_channels: int,
     image_size: int,
-    pooling: str | Mapping[str, Any] = NATIVE,
-    activation: str | Mapping[str, Any] = NATIVE,
+    pooling: Spec = NATIVE,
+    activation: Spec = NATIVE,
     depth: int | None = None,
     width: int | None = None,
     **extra: Any,

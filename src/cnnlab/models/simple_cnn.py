@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
 from cnnlab.layers import ConvBlock
-from cnnlab.models.base import StagedModel, positive_int
+from cnnlab.models.base import Spec, StagedModel, positive_int
 from cnnlab.models.registry import register_model
 
 
@@ -28,10 +27,10 @@ class SimpleCNN(StagedModel):
         num_classes: int,
         in_channels: int,
         image_size: int,
-        pooling: str | Mapping[str, Any] = "max",
-        activation: str | Mapping[str, Any] = "relu",
-        depth: int | None = 3,
-        width: int | None = 32,
+        pooling: Spec = "max",
+        activation: Spec = "relu",
+        depth: int | None = None,
+        width: int | None = None,
         kernel_size: int = 3,
         norm: str | None = None,
     ) -> None:
