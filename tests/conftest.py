@@ -23,21 +23,26 @@ TINY = ["debug=limit", "trainer.accelerator=cpu", "++callbacks.rich_progress_bar
 CLI = str(Path(sys.executable).parent / "cnnlab-train")
 
 
+def compose_run(*overrides: str, run_dir: Path, logger: str = "none", callbacks: str = "base") -> DictConfig:
+    """compose('train', overrides) with Hydra's runtime set up as @hydra.main would. Pictures are off
+    unless asked for (`callbacks="default"`): they have tests of their own and cost seconds per run."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"callbacks={callbacks}", *TINY, f"logger={logger}", *overrides],
+                      return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.job.override_dirname = ",".join(overrides)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path):
-    """compose('train', overrides) with Hydra's runtime set up as @hydra.main would."""
-
-    def _make(*overrides: str, logger: str = "none", run_dir: Path | None = None) -> DictConfig:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=[*TINY, f"logger={logger}", *overrides], return_hydra_config=True)
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(run_dir or tmp_path / "run")
-            cfg.hydra.job.override_dirname = ",".join(overrides)
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        return cfg
+    def _make(*overrides: str, logger: str = "none", callbacks: str = "base", run_dir: Path | None = None):
+        return compose_run(*overrides, run_dir=run_dir or tmp_path / "run", logger=logger, callbacks=callbacks)
 
     yield _make
     GlobalHydra.instance().clear()

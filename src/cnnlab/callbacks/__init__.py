@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,14 @@ from lightning.pytorch.callbacks import (
 )
 
 from cnnlab.callbacks.interrupt import InterruptCheckpoint
+from cnnlab.callbacks.pictures import (
+    ActivationPictures,
+    AttributionPictures,
+    FilterPictures,
+    MaximisationPictures,
+    PictureCallback,
+    ReportPictures,
+)
 from cnnlab.registry import Registry
 
 # Each factory gets (run dir, has_logger, **options from the config) and returns a callback or None.
@@ -58,6 +67,21 @@ def _tqdm_bar(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
 @CALLBACKS.register("model_summary")
 def _summary(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
     return RichModelSummary(**options)
+
+
+def _register_pictures(cls: type[PictureCallback]) -> None:
+    def factory(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
+        return cls(output_dir, **options)  # PNGs under the run dir whatever the loggers
+
+    factory.__doc__ = cls.__doc__
+    own = list(inspect.signature(cls).parameters.values())[1:]  # its options, for the bad-option error
+    factory.__signature__ = inspect.signature(factory).replace(
+        parameters=list(inspect.signature(_checkpoint).parameters.values())[:2] + own)
+    CALLBACKS.register(cls.config_name)(factory)
+
+
+for _cls in (FilterPictures, ActivationPictures, AttributionPictures, MaximisationPictures, ReportPictures):
+    _register_pictures(_cls)
 
 
 def build_callbacks(cfg: Mapping[str, Any] | None, output_dir: Path, has_logger: bool) -> list[Callback]:

@@ -1,0 +1,241 @@
+"""Picture callbacks: each draws one kind of picture of the model on the fixed probe batch, every
+`every_n_epochs` epochs (0: only once, when training ends) and always at the end of training, and sends it
+to the run's loggers and to PNGs under <run dir>/pictures/ (listed in pictures/index.jsonl), so the
+pictures survive with any logger or none.
+
+They draw after the training epoch (validation included), on global rank 0 only, with the model in eval
+mode, taking gradients w.r.t. inputs only and a private random generator: training is left exactly as
+it was."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from cnnlab.data.probe import probe_batch
+from cnnlab.errors import CnnlabError
+from cnnlab.loggers.images import log_pictures
+from cnnlab.pictures import Picture
+from cnnlab.pictures.render import save_png
+
+
+@contextmanager
+def evaluating(module: torch.nn.Module):
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+def publish(pictures: Sequence[Picture], trainer: L.Trainer, output_dir: Path, tag: str) -> list[Path]:
+    """Each picture as <run dir>/pictures/<key>-<tag>.png, one line in pictures/index.jsonl, and to the loggers."""
+    root = output_dir / "pictures"
+    paths = []
+    with open(root.mkdir(parents=True, exist_ok=True) or root / "index.jsonl", "a") as index:
+        for p in pictures:
+            path = save_png(p.image, root / f"{p.key}-{tag}.png")
+            width, height = p.size
+            index.write(json.dumps({"key": p.key, "path": str(path.relative_to(root)), "caption": p.caption,
+                                    "width": width, "height": height, "epoch": trainer.current_epoch,
+                                    "step": trainer.global_step, "tag": tag}) + "\n")
+            paths.append(path)
+    log_pictures(trainer.loggers, pictures, step=trainer.global_step)
+    return paths
+
+
+class PictureCallback(Callback):
+    """Subclasses implement `draw`; this class decides when, and where the pictures go."""
+
+    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1) -> None:
+        if every_n_epochs is not None and (isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int)
+                                           or every_n_epochs < 0):
+            raise CnnlabError(f"callbacks.{self.config_name}.every_n_epochs must be a whole number ≥ 0 (0: only when "
+                              f"training ends), got {every_n_epochs!r}.")
+        self.output_dir = Path(output_dir)
+        self.every_n_epochs = every_n_epochs or 0
+        self._drawn_at: int | None = None
+        self._probe: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    config_name = "pictures"
+
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> list[Picture]:
+        raise NotImplementedError
+
+    def probe(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[torch.Tensor, torch.Tensor]:
+        """One validation image per class (the same batch every time), on the model's device."""
+        if self._probe is None:
+            datamodule = trainer.datamodule
+            dataset = getattr(datamodule, "val_set", None)
+            if dataset is None:
+                loaders = trainer.val_dataloaders or trainer.train_dataloader
+                dataset = (loaders[0] if isinstance(loaders, (list, tuple)) else loaders).dataset
+            num_classes = len(getattr(pl_module, "class_names", [])) or 10
+            self._probe = probe_batch(dataset, num_classes)
+        x, y = self._probe
+        return x.to(pl_module.device), y.to(pl_module.device)
+
+    def labels(self, pl_module: L.LightningModule, y: torch.Tensor) -> list[str]:
+        names = getattr(pl_module, "class_names", None)
+        return [names[int(i)] if names else str(int(i)) for i in y]
+
+    def _emit(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
+        self._drawn_at = trainer.global_step
+        if not trainer.is_global_zero:
+            return
+        with evaluating(pl_module):
+            pictures = self.draw(trainer, pl_module)
+        if pictures:
+            publish(pictures, trainer, self.output_dir, tag)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self._emit(trainer, pl_module, f"epoch{trainer.current_epoch:03d}")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._drawn_at != trainer.global_step:  # the final state, unless this epoch's is already drawn
+            self._emit(trainer, pl_module, "final")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"drawn_at": self._drawn_at}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._drawn_at = state_dict.get("drawn_at")
+
+
+class FilterPictures(PictureCallback):
+    config_name = "filter_pictures"
+
+    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1, max_filters: int = 64,
+                 max_layers: int = 8) -> None:
+        super().__init__(output_dir, every_n_epochs)
+        self.max_filters, self.max_layers = max_filters, max_layers
+
+    def draw(self, trainer, pl_module):
+        from cnnlab.pictures.filters import filter_pictures
+
+        return filter_pictures(pl_module.net, self.max_filters, self.max_layers)
+
+
+class ActivationPictures(PictureCallback):
+    config_name = "activation_pictures"
+
+    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1, max_channels: int = 16,
+                 by_stage_channels: int = 8) -> None:
+        super().__init__(output_dir, every_n_epochs)
+        self.max_channels, self.by_stage_channels = max_channels, by_stage_channels
+
+    def draw(self, trainer, pl_module):
+        from cnnlab.pictures.activations import activation_pictures, harley_picture, stage_outputs
+
+        x, y = self.probe(trainer, pl_module)
+        labels = self.labels(pl_module, y)
+        outputs = stage_outputs(pl_module.net, x)
+        pictures = activation_pictures(outputs, labels, self.max_channels)
+        if self.by_stage_channels:
+            pictures.append(harley_picture(x[0], outputs, labels[0], self.by_stage_channels))
+        return pictures
+
+
+class AttributionPictures(PictureCallback):
+    config_name = "attribution_pictures"
+
+    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1, patch: int = 7,
+                 stride: int = 2) -> None:
+        super().__init__(output_dir, every_n_epochs)
+        self.patch, self.stride = patch, stride
+
+    def draw(self, trainer, pl_module):
+        from cnnlab.pictures.attribution import attribution_picture
+
+        x, y = self.probe(trainer, pl_module)
+        patch = min(self.patch, x.shape[-1])
+        picture, _ = attribution_picture(pl_module.net, x, y, self.labels(pl_module, y), patch, self.stride)
+        return [picture]
+
+
+class MaximisationPictures(PictureCallback):
+    config_name = "maximisation_pictures"
+
+    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0, channels: int = 4,
+                 steps: int = 96) -> None:
+        super().__init__(output_dir, every_n_epochs)
+        self.channels, self.steps = channels, steps
+
+    def draw(self, trainer, pl_module):
+        from cnnlab.pictures.maximisation import maximisation_picture
+
+        x, _ = self.probe(trainer, pl_module)
+        picture, _ = maximisation_picture(pl_module.net, x, self.channels, self.steps)
+        return [picture]
+
+
+class ReportPictures(PictureCallback):
+    """Training curves (per-step train loss, per-epoch metrics) and, after `test`, the confusion matrix.
+
+    The curves come from what the run logs, recorded here too, so they need no logger; the per-step
+    losses stay on the device until the epoch ends (no host sync per step)."""
+
+    config_name = "report_pictures"
+    METRICS = ("train/acc", "val/loss", "val/acc")
+
+    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0) -> None:
+        super().__init__(output_dir, every_n_epochs)
+        self.history: dict[str, list[tuple[float, float]]] = {}
+        self._losses: list[torch.Tensor] = []
+        self._steps_in_epoch = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            self._losses.append(loss.detach())
+        self._steps_in_epoch = batch_idx + 1
+
+    def _flush(self, trainer) -> None:
+        if self._losses:
+            per_epoch = max(trainer.num_training_batches if isinstance(trainer.num_training_batches, int) else 0,
+                            self._steps_in_epoch, 1)
+            values = torch.stack(self._losses).float().cpu().tolist()
+            first = trainer.current_epoch
+            start = self._steps_in_epoch - len(values)
+            self.history.setdefault("train/loss", []).extend(
+                (first + (start + i + 1) / per_epoch, v) for i, v in enumerate(values))
+            self._losses.clear()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._flush(trainer)
+        for name in self.METRICS:
+            value = trainer.callback_metrics.get(name)
+            if value is not None:
+                self.history.setdefault(name, []).append((trainer.current_epoch + 1.0, float(value)))
+        super().on_train_epoch_end(trainer, pl_module)
+
+    def draw(self, trainer, pl_module):
+        from cnnlab.pictures.report import curves_picture
+
+        self._flush(trainer)
+        return [curves_picture(self.history)] if self.history else []
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        matrix = getattr(pl_module, "confusion_matrix", None)
+        if matrix is None or not trainer.is_global_zero:
+            return
+        from cnnlab.pictures.report import confusion_picture
+
+        names = getattr(pl_module, "class_names", None) or [str(i) for i in range(len(matrix))]
+        publish([confusion_picture(matrix, names)], trainer, self.output_dir, "test")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.history = {k: [tuple(p) for p in v] for k, v in state_dict.get("history", {}).items()}
