@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from cnnlab import CONF_DIR
+from cnnlab.callbacks import build_callbacks
 from cnnlab.config import to_plain
 from cnnlab.data import DATASETS
 from cnnlab.data.transforms import build_transform
@@ -18,7 +20,7 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.ya
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_option_composes_and_builds(make_cfg, group, option):
+def test_every_option_composes_and_builds(make_cfg, tmp_path, group, option):
     cfg = to_plain(make_cfg(f"{group}={option}"))
     assert {"data", "model", "pooling", "activation", "optimizer", "trainer", "paths"} <= set(cfg)
     spec = DATASETS.get(cfg["data"]["name"])
@@ -32,6 +34,7 @@ def test_every_option_composes_and_builds(make_cfg, group, option):
     build_scheduler(cfg["scheduler"], opt, max_epochs=2, total_steps=10)
     for train in (True, False):
         build_transform(cfg["transforms"], spec, image_size, train=train)
+    assert all(isinstance(c, Callback) for c in build_callbacks(cfg["callbacks"], tmp_path, has_logger=True))
 
 
 def test_the_config_docs_list_every_option():

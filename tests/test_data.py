@@ -4,7 +4,6 @@ dataset fails with a paragraph naming the files and where they go."""
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import pytest
 import torch

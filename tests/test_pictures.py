@@ -147,7 +147,7 @@ def test_occlusion_map_of_a_trained_model_is_lowest_on_the_strokes(pictures_run)
 
 
 def test_activation_maximisation_beats_every_probe_image_and_leaves_training_alone(pictures_run):
-    model, (x, y) = pictures_run["model"], pictures_run["probe"]
+    model, (x, _) = pictures_run["model"], pictures_run["probe"]
     rng = torch.get_rng_state()
     picture, results = maximisation_picture(model.net, x, channels_per_stage=3, steps=48)
     assert torch.equal(torch.get_rng_state(), rng)  # a private generator: training's randomness untouched
@@ -266,3 +266,14 @@ def test_bad_picture_options_give_a_clear_error(make_cfg):
     with pytest.raises(CnnlabError, match=r"callback 'filter_pictures' rejects options.*Its options: every_n_epochs, "
                                           r"max_filters, max_layers"):
         train(make_cfg("+callbacks.filter_pictures.colour=red", callbacks="[base,filters]"))
+
+
+def test_drawing_pictures_leaves_training_exactly_as_it_was(make_cfg, tmp_path):
+    """Pictures drawn after epoch 0 must not change epoch 1: same shuffling, same weights, same metrics."""
+    quick = ("trainer.max_epochs=2", "trainer.limit_train_batches=8", "trainer.limit_val_batches=1",
+             "trainer.limit_test_batches=1", "trainer.deterministic=true")
+    plain = train(make_cfg(*quick, callbacks="base", run_dir=tmp_path / "plain"))
+    drawn = train(make_cfg(*quick, callbacks="default", run_dir=tmp_path / "drawn"))
+    assert len(index(tmp_path / "drawn")) > 10
+    for key in ("test/acc", "test/loss", "val/best"):
+        assert drawn[key] == plain[key], key

@@ -39,8 +39,9 @@ def evaluating(module: torch.nn.Module):
 def publish(pictures: Sequence[Picture], trainer: L.Trainer, output_dir: Path, tag: str) -> list[Path]:
     """Each picture as <run dir>/pictures/<key>-<tag>.png, one line in pictures/index.jsonl, and to the loggers."""
     root = output_dir / "pictures"
+    root.mkdir(parents=True, exist_ok=True)
     paths = []
-    with open(root.mkdir(parents=True, exist_ok=True) or root / "index.jsonl", "a") as index:
+    with open(root / "index.jsonl", "a") as index:
         for p in pictures:
             path = save_png(p.image, root / f"{p.key}-{tag}.png")
             width, height = p.size

@@ -63,9 +63,10 @@ def activation_pictures(outputs: Sequence[tuple[str, torch.Tensor]], labels: Seq
     for name, y in outputs:
         cells, (low, high), columns = stage_cells(y, max_channels)
         total = as_maps(y[:1]).shape[1]
-        shown = f"{columns} of {total}" if total > columns else f"all {total}"
+        shown = (f"one map, the {y[0].numel()} values row by row" if y.dim() == 2 else
+                 f"{columns} of {total} maps" if total > columns else f"all {total} maps")
         caption = (f"{name}: output {fmt_shape(y.shape[1:])}. Rows: the probe images (classes "
-                   f"{', '.join(labels)}); columns: {shown} maps. One {cmap_for(low)} scale for the stage: "
+                   f"{', '.join(labels)}); columns: {shown}. One {cmap_for(low)} scale for the stage: "
                    f"{low:.3g} … {high:.3g}.")
         pictures.append(Picture(f"activations/{name}", colourise(tile(cells, columns), cmap_for(low)), caption))
     return pictures
