@@ -121,7 +121,8 @@ def test_activation_map_of_a_hand_set_kernel_matches_the_expected_map(tmp_path):
     np.testing.assert_allclose(cells[0], expected / 3, atol=1e-6)
 
     picture = activation_pictures(outputs, ["bar"])[0]
-    assert picture.key == "activations/block1" and "output 1×12×12" in picture.caption and "0 … 3" in picture.caption
+    assert picture.key == "activations/block1"
+    assert "output 1×12×12" in picture.caption and "0 … 3" in picture.caption
     png = png_round_trip(picture.image, tmp_path)
     scale = upscale_for(12)
     assert png.shape == (12 * scale, 12 * scale, 3)
@@ -230,7 +231,8 @@ def test_tensorboard_gets_the_images(make_cfg, tmp_path):
 
     train(make_cfg("trainer.limit_train_batches=5", logger="tensorboard", callbacks="[base,filters,attribution]"))
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0}).Reload()
-    assert {"filters/block1.conv", "filters/block2.conv", "attribution/occlusion_saliency"} <= set(events.Tags()["images"])
+    wanted = {"filters/block1.conv", "filters/block2.conv", "attribution/occlusion_saliency"}
+    assert wanted <= set(events.Tags()["images"])
     png = events.Images("filters/block1.conv")[-1]
     entry = next(e for e in index(tmp_path / "run") if e["key"] == "filters/block1.conv")
     assert (png.width, png.height) == (entry["width"], entry["height"])

@@ -36,11 +36,10 @@ def evaluating(module: torch.nn.Module):
         module.train(was_training)
 
 
-def publish(pictures: Sequence[Picture], trainer: L.Trainer, output_dir: Path, tag: str) -> list[Path]:
+def publish(pictures: Sequence[Picture], trainer: L.Trainer, output_dir: Path, tag: str) -> None:
     """Each picture as <run dir>/pictures/<key>-<tag>.png, one line in pictures/index.jsonl, and to the loggers."""
     root = output_dir / "pictures"
     root.mkdir(parents=True, exist_ok=True)
-    paths = []
     with open(root / "index.jsonl", "a") as index:
         for p in pictures:
             path = save_png(p.image, root / f"{p.key}-{tag}.png")
@@ -48,13 +47,13 @@ def publish(pictures: Sequence[Picture], trainer: L.Trainer, output_dir: Path, t
             index.write(json.dumps({"key": p.key, "path": str(path.relative_to(root)), "caption": p.caption,
                                     "width": width, "height": height, "epoch": trainer.current_epoch,
                                     "step": trainer.global_step, "tag": tag}) + "\n")
-            paths.append(path)
     log_pictures(trainer.loggers, pictures, step=trainer.global_step)
-    return paths
 
 
 class PictureCallback(Callback):
     """Subclasses implement `draw`; this class decides when, and where the pictures go."""
+
+    config_name = "pictures"  # the key under `callbacks:` that switches it on
 
     def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1) -> None:
         if every_n_epochs is not None and (isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int)
@@ -65,8 +64,6 @@ class PictureCallback(Callback):
         self.every_n_epochs = every_n_epochs or 0
         self._drawn_at: int | None = None
         self._probe: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    config_name = "pictures"
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> list[Picture]:
         raise NotImplementedError
@@ -79,14 +76,12 @@ class PictureCallback(Callback):
             if dataset is None:
                 loaders = trainer.val_dataloaders or trainer.train_dataloader
                 dataset = (loaders[0] if isinstance(loaders, (list, tuple)) else loaders).dataset
-            num_classes = len(getattr(pl_module, "class_names", [])) or 10
-            self._probe = probe_batch(dataset, num_classes)
+            self._probe = probe_batch(dataset, len(pl_module.class_names))
         x, y = self._probe
         return x.to(pl_module.device), y.to(pl_module.device)
 
     def labels(self, pl_module: L.LightningModule, y: torch.Tensor) -> list[str]:
-        names = getattr(pl_module, "class_names", None)
-        return [names[int(i)] if names else str(int(i)) for i in y]
+        return [pl_module.class_names[int(i)] for i in y]
 
     def _emit(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
         self._drawn_at = trainer.global_step
@@ -231,8 +226,7 @@ class ReportPictures(PictureCallback):
             return
         from cnnlab.pictures.report import confusion_picture
 
-        names = getattr(pl_module, "class_names", None) or [str(i) for i in range(len(matrix))]
-        publish([confusion_picture(matrix, names)], trainer, self.output_dir, "test")
+        publish([confusion_picture(matrix, pl_module.class_names)], trainer, self.output_dir, "test")
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "history": self.history}

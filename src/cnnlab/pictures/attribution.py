@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.pictures.render import Picture, colourise, normalise, tile
+from cnnlab.pictures.render import Picture, colourise, image_cell, normalise, tile
 
 
 def grey_fill(x: torch.Tensor) -> torch.Tensor:
@@ -63,21 +63,14 @@ def attribution_picture(net: nn.Module, x: torch.Tensor, target: torch.Tensor, l
     scale for all), its saliency map (each on its own scale). Also returns the maps themselves."""
     occlusion = occlusion_map(net, x, target, patch, stride)
     saliency = saliency_map(net, x, target)
-    images = x.detach().double().cpu().mean(dim=1).numpy() if x.shape[1] != 3 else None
-    cells = []
-    for b in range(len(x)):
-        if images is None:
-            rgb = x[b].detach().double().cpu().permute(1, 2, 0).numpy()
-            cells.append(normalise(rgb, rgb.min(), rgb.max()))
-        else:
-            cells.append(colourise(normalise(images[b], images[b].min(), images[b].max())) / 255)
+    cells = [image_cell(image) for image in x.detach().cpu().numpy()]
     cells += [colourise(m, "magma") / 255 for m in occlusion]
     cells += [colourise(normalise(m, 0, m.max()), "hot") / 255 for m in saliency]
     with torch.no_grad():
         p = torch.softmax(net(x), 1).gather(1, target.view(-1, 1)).view(-1).tolist()
     caption = (f"Columns: the probe images (classes {', '.join(labels)}; p(true) = "
                f"{', '.join(f'{v:.2f}' for v in p)}). Rows: the input; p(true class) with a grey {patch}×{patch} "
-               f"patch centred on each pixel (positions every {stride} px), magma 0 (black) … 1 (pale yellow): dark = needed; "
-               f"|∂ logit / ∂ input|, each image on its own scale (hot).")
+               f"patch centred on each pixel (positions every {stride} px), magma 0 (black) … 1 (pale yellow): "
+               f"dark = needed; |∂ logit / ∂ input|, each image on its own scale (hot).")
     picture = Picture("attribution/occlusion_saliency", colourise(tile(cells, columns=len(x))), caption)
     return picture, {"occlusion": occlusion, "saliency": saliency}

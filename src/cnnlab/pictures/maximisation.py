@@ -3,10 +3,12 @@ stage as high as it goes, found by regularised gradient ascent from a grey image
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.pictures.render import Picture, colourise, normalise, tile
+from cnnlab.pictures.activations import stage_outputs
+from cnnlab.pictures.render import Picture, colourise, image_cell, tile
 
 
 def channel_means(y: torch.Tensor) -> torch.Tensor:
@@ -77,29 +79,14 @@ def maximisation_picture(net: nn.Module, probe: torch.Tensor, channels_per_stage
     value_range = (float(probe.min()), float(probe.max()))
     results, cells = {}, []
     names = [n for n, _ in net.named_stages()] if stages is None else stages
-    x = probe
-    outputs = {}
-    with torch.no_grad():
-        for name, module in net.named_stages():
-            x = module(x)
-            outputs[name] = x
+    outputs = dict(stage_outputs(net, probe))
     for name in names:
         channels = strongest_channels(outputs[name], channels_per_stage)
         favourite = channel_means(outputs[name])[:, channels].argmax(dim=0)  # the probe image each likes best
         best = maximise(net, name, channels, probe[favourite], value_range, steps=steps)
         results[name] = (channels, best)
-        row = []
-        for image in best.cpu().double():
-            if image.shape[0] == 3:
-                rgb = image.permute(1, 2, 0).numpy()
-                row.append(normalise(rgb, rgb.min(), rgb.max()))
-            else:
-                grey = image.mean(dim=0).numpy()
-                row.append(colourise(normalise(grey, grey.min(), grey.max())) / 255)
-        row += [None] * (channels_per_stage - len(row))
-        cells += row
-    blank = next(c for c in cells if c is not None) * float("nan")
-    cells = [blank if c is None else c for c in cells]
+        row = [image_cell(image) for image in best.cpu().numpy()]
+        cells += row + [np.full_like(row[0], np.nan)] * (channels_per_stage - len(row))  # blank: fewer channels
     rows = "; ".join(f"{n} {results[n][0]}" for n in names)
     caption = (f"Rows: stages, first to last; columns: the {channels_per_stage} channels the probe images drive "
                f"hardest in each, as the input that maximises each one ({steps} steps of jittered, L2- and "
