@@ -263,8 +263,12 @@ def test_every_model_gets_every_picture(model, tmp_path):
 
 
 def test_bad_picture_options_give_a_clear_error(make_cfg):
-    with pytest.raises(CnnlabError, match=r"every_n_epochs must be a whole number ≥ 0.*got -1"):
+    with pytest.raises(CnnlabError, match=r"filter_pictures.every_n_epochs must be a whole number ≥ 0.*got -1"):
         train(make_cfg("callbacks.filter_pictures.every_n_epochs=-1", callbacks="[base,filters]"))
+    with pytest.raises(CnnlabError, match=r"attribution_pictures.patch must be a whole number ≥ 1, got 0"):
+        train(make_cfg("callbacks.attribution_pictures.patch=0", callbacks="[base,attribution]"))
+    with pytest.raises(CnnlabError, match=r"maximisation_pictures.steps must be a whole number ≥ 1, got 'many'"):
+        train(make_cfg("callbacks.maximisation_pictures.steps=many", callbacks="[base,maximisation]"))
     with pytest.raises(CnnlabError, match=r"callback 'filter_pictures' rejects options.*Its options: every_n_epochs, "
                                           r"max_filters, max_layers"):
         train(make_cfg("+callbacks.filter_pictures.colour=red", callbacks="[base,filters]"))

@@ -56,14 +56,19 @@ class PictureCallback(Callback):
     config_name = "pictures"  # the key under `callbacks:` that switches it on
 
     def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1) -> None:
-        if every_n_epochs is not None and (isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int)
-                                           or every_n_epochs < 0):
-            raise CnnlabError(f"callbacks.{self.config_name}.every_n_epochs must be a whole number ≥ 0 (0: only when "
-                              f"training ends), got {every_n_epochs!r}.")
         self.output_dir = Path(output_dir)
-        self.every_n_epochs = every_n_epochs or 0
+        self.every_n_epochs = self.whole("every_n_epochs", every_n_epochs or 0, least=0,
+                                         meaning="0: only when training ends")
         self._drawn_at: int | None = None
         self._probe: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def whole(self, option: str, value: Any, least: int = 1, meaning: str = "") -> int:
+        """An option that must be a whole number ≥ `least`, refused by name otherwise."""
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            hint = f" ({meaning})" if meaning else ""
+            raise CnnlabError(f"callbacks.{self.config_name}.{option} must be a whole number ≥ {least}{hint}, "
+                              f"got {value!r}.")
+        return value
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> list[Picture]:
         raise NotImplementedError
@@ -113,7 +118,7 @@ class FilterPictures(PictureCallback):
     def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1, max_filters: int = 64,
                  max_layers: int = 8) -> None:
         super().__init__(output_dir, every_n_epochs)
-        self.max_filters, self.max_layers = max_filters, max_layers
+        self.max_filters, self.max_layers = self.whole("max_filters", max_filters), self.whole("max_layers", max_layers)
 
     def draw(self, trainer, pl_module):
         from cnnlab.pictures.filters import filter_pictures
@@ -127,7 +132,9 @@ class ActivationPictures(PictureCallback):
     def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1, max_channels: int = 16,
                  by_stage_channels: int = 8) -> None:
         super().__init__(output_dir, every_n_epochs)
-        self.max_channels, self.by_stage_channels = max_channels, by_stage_channels
+        self.max_channels = self.whole("max_channels", max_channels)
+        self.by_stage_channels = self.whole("by_stage_channels", by_stage_channels, least=0,
+                                            meaning="0: no Harley view")
 
     def draw(self, trainer, pl_module):
         from cnnlab.pictures.activations import activation_pictures, harley_picture, stage_outputs
@@ -147,7 +154,7 @@ class AttributionPictures(PictureCallback):
     def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1, patch: int = 7,
                  stride: int = 2) -> None:
         super().__init__(output_dir, every_n_epochs)
-        self.patch, self.stride = patch, stride
+        self.patch, self.stride = self.whole("patch", patch), self.whole("stride", stride)
 
     def draw(self, trainer, pl_module):
         from cnnlab.pictures.attribution import attribution_picture
@@ -164,7 +171,7 @@ class MaximisationPictures(PictureCallback):
     def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0, channels: int = 4,
                  steps: int = 96) -> None:
         super().__init__(output_dir, every_n_epochs)
-        self.channels, self.steps = channels, steps
+        self.channels, self.steps = self.whole("channels", channels), self.whole("steps", steps)
 
     def draw(self, trainer, pl_module):
         from cnnlab.pictures.maximisation import maximisation_picture
