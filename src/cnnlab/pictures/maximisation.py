@@ -72,22 +72,21 @@ def strongest_channels(y: torch.Tensor, count: int) -> list[int]:
     return sorted(means.topk(min(count, len(means))).indices.tolist())
 
 
-def maximisation_picture(net: nn.Module, probe: torch.Tensor, channels_per_stage: int = 4, steps: int = 96,
-                         stages: list[str] | None = None) -> tuple[Picture, dict[str, tuple[list[int], torch.Tensor]]]:
+def maximisation_picture(net: nn.Module, probe: torch.Tensor, channels_per_stage: int = 4,
+                         steps: int = 96) -> tuple[Picture, dict[str, tuple[list[int], torch.Tensor]]]:
     """A row per stage, a column per chosen channel: what that channel responds to most. Also returns, per
     stage, the channels and the optimised inputs."""
     value_range = (float(probe.min()), float(probe.max()))
     results, cells = {}, []
-    names = [n for n, _ in net.named_stages()] if stages is None else stages
     outputs = dict(stage_outputs(net, probe))
-    for name in names:
+    for name in outputs:
         channels = strongest_channels(outputs[name], channels_per_stage)
         favourite = channel_means(outputs[name])[:, channels].argmax(dim=0)  # the probe image each likes best
         best = maximise(net, name, channels, probe[favourite], value_range, steps=steps)
         results[name] = (channels, best)
         row = [image_cell(image) for image in best.cpu().numpy()]
         cells += row + [np.full_like(row[0], np.nan)] * (channels_per_stage - len(row))  # blank: fewer channels
-    rows = "; ".join(f"{n} {results[n][0]}" for n in names)
+    rows = "; ".join(f"{n} {channels}" for n, (channels, _) in results.items())
     caption = (f"Rows: stages, first to last; columns: the {channels_per_stage} channels the probe images drive "
                f"hardest in each, as the input that maximises each one ({steps} steps of jittered, L2- and "
                f"TV-regularised gradient ascent from the probe image it likes best; each cell on its own grey "
