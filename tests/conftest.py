@@ -24,8 +24,8 @@ CLI = str(Path(sys.executable).parent / "cnnlab-train")
 
 
 def compose_run(*overrides: str, run_dir: Path, logger: str = "none", callbacks: str = "base") -> DictConfig:
-    """compose('train', overrides) with Hydra's runtime set up as @hydra.main would. Pictures are off
-    unless asked for (`callbacks="default"`): they have tests of their own and cost seconds per run."""
+    """compose('train', overrides) with Hydra's runtime set up as @hydra.main would. Pictures and probes
+    are off unless asked for (`callbacks="default"`): they have tests of their own and cost seconds per run."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[f"callbacks={callbacks}", *TINY, f"logger={logger}", *overrides],

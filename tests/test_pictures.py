@@ -44,7 +44,7 @@ def pictures_run(tmp_path_factory):
     """A real LeNet-5 run on MNIST with every picture on: 2 epochs of 60 batches, W&B offline + CSV."""
     run_dir = tmp_path_factory.mktemp("pictures") / "run"
     cfg = compose_run("trainer.max_epochs=2", "trainer.limit_train_batches=60", "trainer.limit_val_batches=3",
-                      run_dir=run_dir, logger="[wandb,csv]", callbacks="default")
+                      run_dir=run_dir, logger="[wandb,csv]", callbacks="[base,pictures]")
     results = train(cfg)
     GlobalHydra.instance().clear()
     config = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))

@@ -17,15 +17,16 @@ from lightning.pytorch.callbacks import (
     TQDMProgressBar,
 )
 
+from cnnlab.callbacks.cadence import CadenceCallback
 from cnnlab.callbacks.interrupt import InterruptCheckpoint
 from cnnlab.callbacks.pictures import (
     ActivationPictures,
     AttributionPictures,
     FilterPictures,
     MaximisationPictures,
-    PictureCallback,
     ReportPictures,
 )
+from cnnlab.callbacks.probes import PROBES
 from cnnlab.registry import Registry
 
 # Each factory gets (run dir, has_logger, **options from the config) and returns a callback or None.
@@ -69,7 +70,7 @@ def _summary(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
     return RichModelSummary(**options)
 
 
-def _register_pictures(cls: type[PictureCallback]) -> None:
+def _register_cadenced(cls: type[CadenceCallback]) -> None:
     def factory(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
         return cls(output_dir, **options)  # PNGs under the run dir whatever the loggers
 
@@ -80,8 +81,8 @@ def _register_pictures(cls: type[PictureCallback]) -> None:
     CALLBACKS.register(cls.config_name)(factory)
 
 
-for _cls in (FilterPictures, ActivationPictures, AttributionPictures, MaximisationPictures, ReportPictures):
-    _register_pictures(_cls)
+for _cls in (FilterPictures, ActivationPictures, AttributionPictures, MaximisationPictures, ReportPictures, *PROBES):
+    _register_cadenced(_cls)
 
 
 def build_callbacks(cfg: Mapping[str, Any] | None, output_dir: Path, has_logger: bool) -> list[Callback]:

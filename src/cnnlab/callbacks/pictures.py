@@ -1,39 +1,24 @@
-"""Picture callbacks: each draws one kind of picture of the model on the fixed probe batch, every
-`every_n_epochs` epochs (0: only once, when training ends) and always at the end of training, and sends it
-to the run's loggers and to PNGs under <run dir>/pictures/ (listed in pictures/index.jsonl), so the
-pictures survive with any logger or none.
+"""Picture callbacks: each draws one kind of picture of the model on the fixed probe batch, at the cadence
+of `CadenceCallback`, and sends it to the run's loggers and to PNGs under <run dir>/pictures/ (listed in
+pictures/index.jsonl), so the pictures survive with any logger or none.
 
-They draw after the training epoch (validation included), on global rank 0 only, with the model in eval
-mode, taking gradients w.r.t. inputs only and a private random generator: training is left exactly as
+They take gradients w.r.t. inputs only and use a private random generator: training is left exactly as
 it was."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 
-from cnnlab.data.probe import probe_batch
-from cnnlab.errors import CnnlabError
+from cnnlab.callbacks.cadence import CadenceCallback
 from cnnlab.loggers.images import log_pictures
 from cnnlab.pictures import Picture
 from cnnlab.pictures.render import save_png
-
-
-@contextmanager
-def evaluating(module: torch.nn.Module):
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
 
 
 def publish(pictures: Sequence[Picture], trainer: L.Trainer, output_dir: Path, tag: str) -> None:
@@ -50,66 +35,21 @@ def publish(pictures: Sequence[Picture], trainer: L.Trainer, output_dir: Path, t
     log_pictures(trainer.loggers, pictures, step=trainer.global_step)
 
 
-class PictureCallback(Callback):
-    """Subclasses implement `draw`; this class decides when, and where the pictures go."""
+class PictureCallback(CadenceCallback):
+    """Subclasses implement `draw`; the cadence comes from `CadenceCallback`, the destinations from `publish`."""
 
-    config_name = "pictures"  # the key under `callbacks:` that switches it on
-
-    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1) -> None:
-        self.output_dir = Path(output_dir)
-        self.every_n_epochs = self.whole("every_n_epochs", every_n_epochs or 0, least=0,
-                                         meaning="0: only when training ends")
-        self._drawn_at: int | None = None
-        self._probe: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def whole(self, option: str, value: Any, least: int = 1, meaning: str = "") -> int:
-        """An option that must be a whole number ≥ `least`, refused by name otherwise."""
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            hint = f" ({meaning})" if meaning else ""
-            raise CnnlabError(f"callbacks.{self.config_name}.{option} must be a whole number ≥ {least}{hint}, "
-                              f"got {value!r}.")
-        return value
+    config_name = "pictures"
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> list[Picture]:
         raise NotImplementedError
 
-    def probe(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[torch.Tensor, torch.Tensor]:
-        """One validation image per class (the same batch every time), on the model's device."""
-        if self._probe is None:
-            datamodule = trainer.datamodule
-            dataset = getattr(datamodule, "val_set", None)
-            if dataset is None:
-                loaders = trainer.val_dataloaders or trainer.train_dataloader
-                dataset = (loaders[0] if isinstance(loaders, (list, tuple)) else loaders).dataset
-            self._probe = probe_batch(dataset, len(pl_module.class_names))
-        x, y = self._probe
-        return x.to(pl_module.device), y.to(pl_module.device)
-
-    def labels(self, pl_module: L.LightningModule, y: torch.Tensor) -> list[str]:
-        return [pl_module.class_names[int(i)] for i in y]
-
-    def _emit(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
-        self._drawn_at = trainer.global_step
-        if not trainer.is_global_zero:
-            return
-        with evaluating(pl_module):
-            pictures = self.draw(trainer, pl_module)
+    def look(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
+        pictures = self.draw(trainer, pl_module)
         if pictures:
             publish(pictures, trainer, self.output_dir, tag)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self._emit(trainer, pl_module, f"epoch{trainer.current_epoch:03d}")
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._drawn_at != trainer.global_step:  # the final state, unless this epoch's is already drawn
-            self._emit(trainer, pl_module, "final")
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"drawn_at": self._drawn_at}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._drawn_at = state_dict.get("drawn_at")
+    def labels(self, pl_module: L.LightningModule, y: torch.Tensor) -> list[str]:
+        return [pl_module.class_names[int(i)] for i in y]
 
 
 class FilterPictures(PictureCallback):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch.utils.data import Dataset
 
@@ -24,3 +26,22 @@ def probe_batch(dataset: Dataset, num_classes: int, scan: int = 5000) -> tuple[t
                           "validation set is empty (data.val_size must be at least 1).")
     labels = sorted(found)
     return torch.stack([found[k] for k in labels]), torch.tensor(labels)
+
+
+_IMAGES: weakref.WeakKeyDictionary[Dataset, tuple[torch.Tensor, torch.Tensor]] = weakref.WeakKeyDictionary()
+
+
+def probe_images(dataset: Dataset, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `count` images of `dataset` (the validation split: never trained on) and their labels,
+    as two tensors. Kept per dataset, so every probe of a run reads the images once."""
+    x, y = _IMAGES.get(dataset, (None, None))
+    if x is None or x.shape[0] < min(count, len(dataset)):
+        n = min(count, len(dataset))
+        if n < 1:
+            raise CnnlabError("the probes need validation images, and the validation set is empty "
+                              "(data.val_size must be at least 1).")
+        items = [dataset[i] for i in range(n)]
+        x = torch.stack([image for image, _ in items])
+        y = torch.tensor([int(label) for _, label in items])
+        _IMAGES[dataset] = (x, y)
+    return x[:count], y[:count]

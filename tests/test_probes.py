@@ -1,0 +1,235 @@
+"""Probes: each one's maths on cases with a known answer, and a real MNIST run with every probe on that
+leaves every number in the W&B summary, the loggers and the run dir."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.loggers.wandb_offline import find_runs, read_run
+from cnnlab.models import create_model
+from cnnlab.models.base import StagedModel
+from cnnlab.probes.linear_probe import linear_accuracy, linear_probe
+from cnnlab.probes.linearity import fold_affine, folded_output, linearity
+from cnnlab.probes.rotation import best_rotated_match, filter_rotation_similarity, rotation_accuracy
+from cnnlab.probes.translation import circular_shift, shift_robustness
+from cnnlab.probes.weight_sharing import unshared_parameters, weight_sharing_numbers
+from cnnlab.train import train
+from conftest import compose_run
+
+
+class Staged(StagedModel):
+    """A model from plain stages, for known-answer tests."""
+
+    def __init__(self, input_shape: tuple[int, int, int], **stages: nn.Module) -> None:
+        super().__init__("test", input_shape)
+        for name, stage in stages.items():
+            self.add_stage(name, stage)
+
+
+def gap_only(channels: int = 1, classes: int = 10) -> Staged:
+    torch.manual_seed(0)
+    return Staged((channels, 28, 28), gap=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+                  logits=nn.Linear(channels, classes)).eval()
+
+
+# --- linear probe ---------------------------------------------------------------------------------------
+
+def test_linear_probe_separates_separable_classes_and_not_random_labels():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 16, generator=g) * 4
+    y = torch.arange(800) % 4
+    x = centres[y] + torch.randn(800, 16, generator=g)
+    random_labels = torch.randint(0, 4, (800,), generator=g)
+    acc = linear_probe({"separable": x, "noise": x}, y, 600, 4)
+    assert acc["separable"] == 1.0
+    chance = linear_accuracy((x[:600], random_labels[:600]), (x[600:], random_labels[600:]), 4)
+    assert 0.1 < chance < 0.4  # 4 classes: about 25 %
+    assert linear_probe({"again": x}, y, 600, 4)["again"] == acc["separable"]  # deterministic fit
+
+
+# --- translation ----------------------------------------------------------------------------------------
+
+def test_circular_shift_is_torch_roll_per_image():
+    x = torch.arange(2 * 3 * 5 * 6, dtype=torch.float32).view(2, 3, 5, 6)
+    shifted = circular_shift(x, torch.tensor([1, -2]), torch.tensor([3, 0]))
+    assert torch.equal(shifted[0], torch.roll(x[0], (1, 3), dims=(1, 2)))
+    assert torch.equal(shifted[1], torch.roll(x[1], (-2, 0), dims=(1, 2)))
+
+
+def test_global_average_pool_only_model_is_perfectly_consistent_under_circular_shifts(mnist_digits):
+    x, y = mnist_digits[:200], torch.randint(0, 10, (200,))
+    result = shift_robustness(gap_only(), x, y, max_shift=6, generator=torch.Generator().manual_seed(0))
+    assert all(consistency == 1.0 for _, consistency in result.values())
+    assert len({acc for acc, _ in result.values()}) == 1  # accuracy does not move with the shift either
+
+
+def test_max_pooling_cnn_is_not_shift_consistent(mnist_digits):
+    net = create_model("simple_cnn", num_classes=10, in_channels=1, image_size=28, depth=3, width=8).eval()
+    result = shift_robustness(net, mnist_digits, torch.zeros(256, dtype=torch.long), 3, torch.Generator().manual_seed(0))
+    assert result[0][1] == 1.0 and result[3][1] < 1.0
+
+
+# --- rotation -------------------------------------------------------------------------------------------
+
+def test_filters_that_are_turned_copies_match_perfectly_and_random_ones_do_not():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(4, 1, 5, 5, generator=g)
+    turned = torch.cat([base, torch.rot90(base, 1, (2, 3)), torch.rot90(base, 2, (2, 3))])
+    assert torch.allclose(best_rotated_match(turned), torch.ones(12, dtype=torch.float64))
+    similarity = filter_rotation_similarity(turned, g)
+    assert similarity["rotated"] == pytest.approx(1.0)
+    assert similarity["random"] < 0.9
+    assert best_rotated_match(base, (0,)).max() < 0.99  # unturned, distinct random filters do not match
+
+
+def test_rotation_accuracy_of_a_rotation_invariant_model_is_flat_at_right_angles(mnist_digits):
+    """A GAP-only model sees the same pixels, moved, at 90° turns: its predictions cannot change."""
+    x = mnist_digits[:100]
+    y = gap_only()(x).argmax(1)
+    accuracy = rotation_accuracy(gap_only(), x, y, [-180, -90, 0, 90, 180])
+    assert all(v == 1.0 for v in accuracy.values())
+
+
+# --- linearity ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model,options", [
+    ("simple_cnn", dict(pooling="avg", depth=3, width=8, norm="batch")),
+    ("lenet5", dict(pooling="sum")),
+    ("resnet20", dict(pooling="stride", depth=8, width=4)),
+])
+def test_the_folded_linear_map_equals_the_identity_activation_network(model, options, mnist_digits):
+    size = 32 if model == "lenet5" else 28
+    net = create_model(model, num_classes=10, in_channels=1, image_size=size, activation="identity", **options)
+    with torch.no_grad():  # batch norm with non-trivial running statistics, so eval mode is really affine
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    net.eval()
+    x = nn.functional.pad(mnist_digits[:64], [(size - 28) // 2] * 4)
+    result = linearity(net, x, torch.zeros(64, dtype=torch.long))
+    assert result["relative_diff"] < 1e-10
+    a, b = fold_affine(net.double(), tuple(x.shape[1:]))
+    assert torch.allclose(folded_output(a, b, x).float(), net.float()(x), atol=1e-4, rtol=1e-4)
+
+
+def test_a_relu_network_is_not_one_linear_map(mnist_digits):
+    net = create_model("simple_cnn", num_classes=10, in_channels=1, image_size=28, depth=2, width=8).eval()
+    assert linearity(net, mnist_digits[:64], torch.zeros(64, dtype=torch.long))["relative_diff"] > 1e-3
+
+
+# --- weight sharing -------------------------------------------------------------------------------------
+
+def test_a_cnn_without_weight_sharing_has_exactly_the_locally_connected_twin_s_parameters():
+    kwargs = dict(num_classes=10, in_channels=1, image_size=28, depth=2, width=4)
+    cnn, lc = create_model("simple_cnn", **kwargs), create_model("locally_connected", **kwargs)
+    assert unshared_parameters(cnn, cnn.input_shape) == sum(p.numel() for p in lc.parameters())
+    numbers = weight_sharing_numbers(lc, lc.input_shape, 0.9)
+    assert numbers["weight_sharing/sharing_factor"] == 1.0
+    assert numbers["weight_sharing/acc_per_mparam"] == pytest.approx(0.9 / (numbers["weight_sharing/params"] / 1e6))
+
+
+def test_unshared_parameters_of_one_conv_by_hand():
+    net = Staged((1, 8, 8), conv=nn.Conv2d(1, 4, 3, padding=1), gap=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+    assert unshared_parameters(net, net.input_shape) == (4 * 9 + 4) * 8 * 8
+
+
+# --- a real run with every probe ------------------------------------------------------------------------
+
+STAGES = ("block1", "block2", "block3", "gap", "logits")
+
+
+@pytest.fixture(scope="module")
+def probes_run(tmp_path_factory):
+    """simple_cnn on real MNIST, 100 batches, every probe on (and no pictures), W&B offline + CSV."""
+    run_dir = tmp_path_factory.mktemp("probes") / "run"
+    cfg = compose_run("model=simple_cnn", "trainer.max_epochs=1", "trainer.limit_train_batches=100",
+                      "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
+                      run_dir=run_dir, logger="[wandb,csv]", callbacks="[base,probes]")
+    results = train(cfg)
+    GlobalHydra.instance().clear()
+    summary = json.loads((run_dir / "probes" / "summary.json").read_text())
+    return {"dir": run_dir, "results": results, "summary": summary}
+
+
+def test_every_probe_number_is_in_the_run_dir(probes_run):
+    numbers = probes_run["summary"]
+    expected = ({f"linear_probe/{s}" for s in ("input", *STAGES, "network")}
+                | {f"cka/{k}/{a}~{b}" for k in ("linear", "rbf") for i, a in enumerate(STAGES) for b in STAGES[i + 1:]}
+                | {f"receptive_field/theoretical/{s}" for s in STAGES}
+                | {f"receptive_field/erf_sigma/block{i}" for i in (1, 2, 3)}
+                | {f"translation/{m}/shift{s}" for m in ("acc", "consistency") for s in range(5)}
+                | {f"rotation/acc/{a:+d}deg" for a in range(-180, 181, 30)}
+                | {f"rotation/filter_similarity{v}" for v in ("", "_unrotated", "_random")}
+                | {f"linearity/{k}" for k in ("max_abs_diff", "relative_diff", "network_acc", "folded_acc",
+                                              "linear_classifier_acc")}
+                | {f"weight_sharing/{k}" for k in ("params", "params_without_sharing", "sharing_factor", "val_acc",
+                                                   "acc_per_mparam")}
+                | {f"probe_seconds/{p}" for p in ("linear_probe", "cka", "receptive_field", "translation",
+                                                  "rotation", "linearity", "weight_sharing")})
+    assert expected <= set(numbers), sorted(expected - set(numbers))
+    assert all(isinstance(v, float) for v in numbers.values())
+    for probe in ("linear_probe", "cka", "receptive_field", "translation", "rotation", "linearity", "weight_sharing"):
+        (line,) = (probes_run["dir"] / "probes" / f"{probe}.jsonl").read_text().splitlines()
+        record = json.loads(line)
+        assert record["tag"] == "final" and record["numbers"].items() <= numbers.items()
+
+
+def test_every_probe_number_is_in_the_wandb_summary_and_the_csv(probes_run):
+    (wandb_run,) = find_runs(probes_run["dir"])
+    summary = read_run(wandb_run)["summary"]
+    for key, value in probes_run["summary"].items():
+        assert summary[key] == pytest.approx(value), key
+    header = (probes_run["dir"] / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert set(probes_run["summary"]) <= set(header)
+
+
+def test_probe_plots_are_published_with_the_pictures(probes_run):
+    lines = [json.loads(line) for line in (probes_run["dir"] / "pictures" / "index.jsonl").read_text().splitlines()]
+    keys = {line["key"] for line in lines}
+    assert {"linear_probe/by_stage", "cka/linear_heatmap", "cka/rbf_heatmap", "receptive_field/erf", "translation/by_shift",
+            "rotation/by_angle", "linearity/fold", "weight_sharing/parameters_plot"} <= keys
+    assert all((probes_run["dir"] / "pictures" / line["path"]).is_file() for line in lines)
+
+
+def test_the_run_s_numbers_answer_the_questions(probes_run):
+    n = probes_run["summary"]
+    assert n["linear_probe/logits"] > n["linear_probe/block1"] + 0.1  # features get more linearly separable
+    assert n["receptive_field/theoretical/block1"] == 4 and n["receptive_field/theoretical/block3"] == 22
+    assert n["translation/consistency/shift0"] == 1.0 > n["translation/consistency/shift4"]
+    assert n["rotation/acc/+0deg"] > n["rotation/acc/+90deg"]
+    assert n["linearity/relative_diff"] > 1e-3  # ReLU: not one linear map
+    assert n["weight_sharing/params"] == 93962 and n["weight_sharing/sharing_factor"] > 50
+    assert n["weight_sharing/val_acc"] == pytest.approx(probes_run["results"]["val/best"], abs=1e-6)
+
+
+def test_linear_probe_and_cka_against_another_run_for_mlp_and_vit(probes_run, make_cfg, tmp_path):
+    """The MLP's stages compared with the CNN run's (CNN vs MLP), and a ViT's tokens probed linearly."""
+    train(make_cfg("model=mlp", f"++callbacks.cka.compare_with={probes_run['dir']}", "callbacks.cka.kinds=[linear]",
+                   callbacks="[base,linear_probe,cka]", run_dir=tmp_path / "mlp"))
+    numbers = json.loads((tmp_path / "mlp" / "probes" / "summary.json").read_text())
+    mlp_stages = [k.split("/")[1] for k in numbers if k.startswith("linear_probe/")]
+    assert {"input", "logits", "network"} <= set(mlp_stages) and len(mlp_stages) >= 4
+    cross = {k for k in numbers if k.startswith("cka_vs_simple_cnn/linear/")}
+    assert len(cross) == (len(mlp_stages) - 2) * len(STAGES)
+    assert all(0.0 <= numbers[k] <= 1.0 + 1e-9 for k in cross)
+    train(make_cfg("model=vit", "model.depth=2", callbacks="[base,linear_probe]", run_dir=tmp_path / "vit"))
+    vit = json.loads((tmp_path / "vit" / "probes" / "summary.json").read_text())
+    assert "linear_probe/logits" in vit and len([k for k in vit if k.startswith("linear_probe/")]) >= 5
+
+
+@pytest.mark.parametrize("override,message", [
+    ("callbacks.cka.kinds=[cosine]", "callbacks.cka.kinds must be a list drawn from ['linear', 'rbf']"),
+    ("callbacks.cka.compare_with=/no/such/run", "callbacks.cka.compare_with=/no/such/run is neither"),
+    ("callbacks.translation.max_shift=0", "callbacks.translation.max_shift must be a whole number ≥ 1"),
+    ("callbacks.linear_probe.grid=two", "callbacks.linear_probe.grid must be a whole number ≥ 1"),
+])
+def test_bad_probe_options_are_refused_by_name(make_cfg, override, message):
+    with pytest.raises(CnnlabError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        train(make_cfg(override, callbacks="[base,probes]"))
