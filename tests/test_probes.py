@@ -10,6 +10,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from torch import nn
 
+from cnnlab.compare import main as compare_main
 from cnnlab.errors import CnnlabError
 from cnnlab.loggers.wandb_offline import find_runs, read_run
 from cnnlab.models import create_model
@@ -219,6 +220,14 @@ def test_linear_probe_and_cka_against_another_run_for_mlp_and_vit(probes_run, ma
     cross = {k for k in numbers if k.startswith("cka_vs_simple_cnn/linear/")}
     assert len(cross) == (len(mlp_stages) - 2) * len(STAGES)
     assert all(0.0 <= numbers[k] <= 1.0 + 1e-9 for k in cross)
+    # cnnlab-cka on the two finished runs gives the same matrix the callback logged
+    assert compare_main([str(tmp_path / "mlp"), str(probes_run["dir"]), "--kind", "linear",
+                         "--out", str(tmp_path / "cka")]) == 0
+    record = json.loads((tmp_path / "cka" / "cka.json").read_text())["matrices"]["linear"]
+    assert (tmp_path / "cka" / "cka_linear.png").is_file() and record["columns"] == list(STAGES)
+    for a, row in zip(record["rows"], record["values"]):
+        for b, value in zip(record["columns"], row):
+            assert value == pytest.approx(numbers[f"cka_vs_simple_cnn/linear/{a}~{b}"], abs=1e-5)
     train(make_cfg("model=vit", "model.depth=2", callbacks="[base,linear_probe]", run_dir=tmp_path / "vit"))
     vit = json.loads((tmp_path / "vit" / "probes" / "summary.json").read_text())
     assert "linear_probe/logits" in vit and len([k for k in vit if k.startswith("linear_probe/")]) >= 5
@@ -233,3 +242,8 @@ def test_linear_probe_and_cka_against_another_run_for_mlp_and_vit(probes_run, ma
 def test_bad_probe_options_are_refused_by_name(make_cfg, override, message):
     with pytest.raises(CnnlabError, match=message.replace("[", r"\[").replace("]", r"\]")):
         train(make_cfg(override, callbacks="[base,probes]"))
+
+
+def test_cnnlab_cka_refuses_what_it_cannot_compare(tmp_path, capsys):
+    assert compare_main([str(tmp_path / "nothing"), str(tmp_path)]) == 2
+    assert "RUN_A=" in capsys.readouterr().err

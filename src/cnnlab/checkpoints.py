@@ -55,3 +55,31 @@ def load_checked(path: str | Path, hparams: dict[str, Any], module: torch.nn.Mod
         raise CnnlabError(f"ckpt_path={path} does not fit the configured model: "
                           f"{str(err).splitlines()[0][:300]}. Pass a checkpoint of the same model.") from None
     return ckpt
+
+
+def resolve_checkpoint(value: str | Path, option: str) -> Path:
+    """A checkpoint file, or a run dir (its best-*.ckpt, else last.ckpt): what a user names to compare runs."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        found = sorted((path / "checkpoints").glob("best-*.ckpt")) or sorted((path / "checkpoints").glob("last.ckpt"))
+        if found:
+            return found[-1]
+    elif path.is_file():
+        return path
+    raise CnnlabError(f"{option}={value} is neither a checkpoint file nor a run dir with checkpoints/best-*.ckpt "
+                      f"or last.ckpt. Valid: e.g. logs/runs/<date>/<time> or its checkpoints/last.ckpt.")
+
+
+def load_trained_net(path: Path, input_shape: tuple[int, ...], option: str) -> torch.nn.Module:
+    """The trained network of a checkpoint, in eval mode on the CPU, refused unless it takes `input_shape`."""
+    from cnnlab.module import ImageClassifier
+
+    try:
+        net = ImageClassifier.load_from_checkpoint(path, map_location="cpu").net.eval()
+    except Exception as err:  # noqa: BLE001 — torch and Lightning raise many types for a bad file
+        raise CnnlabError(f"{option}={path} is not a readable cnnlab checkpoint: {str(err).splitlines()[0][:200]}. "
+                          f"Valid: a .ckpt file written by cnnlab-train.") from None
+    if tuple(net.input_shape) != tuple(input_shape):
+        raise CnnlabError(f"{option}={path} takes {tuple(net.input_shape)} images and the images here are "
+                          f"{tuple(input_shape)}. Valid: a run on the same data at the same image size.")
+    return net

@@ -18,6 +18,7 @@ import torch
 
 from cnnlab.callbacks.cadence import CadenceCallback
 from cnnlab.callbacks.pictures import publish
+from cnnlab.checkpoints import load_trained_net, resolve_checkpoint
 from cnnlab.errors import CnnlabError
 from cnnlab.loggers import record_summary
 from cnnlab.pictures import Picture
@@ -97,25 +98,6 @@ class LinearProbe(ProbeCallback):
         return numbers, [linear_probe_picture(accuracy, network)]
 
 
-def _load_net(path: str | Path) -> torch.nn.Module:
-    from cnnlab.module import ImageClassifier
-
-    return ImageClassifier.load_from_checkpoint(path, map_location="cpu").net
-
-
-def resolve_checkpoint(value: str, option: str) -> Path:
-    """A checkpoint file, or a run dir (its best-*.ckpt, else last.ckpt)."""
-    path = Path(value).expanduser()
-    if path.is_dir():
-        found = sorted((path / "checkpoints").glob("best-*.ckpt")) or sorted((path / "checkpoints").glob("last.ckpt"))
-        if found:
-            return found[-1]
-    elif path.is_file():
-        return path
-    raise CnnlabError(f"{option}={value} is neither a checkpoint file nor a run dir with checkpoints/best-*.ckpt "
-                      f"or last.ckpt. Valid: e.g. logs/runs/<date>/<time> or its checkpoints/last.ckpt.")
-
-
 class CKAProbe(ProbeCallback):
     """Stage × stage CKA within the model, and against another trained run's stages (`compare_with`)."""
 
@@ -140,11 +122,8 @@ class CKAProbe(ProbeCallback):
         own = stage_features(pl_module.net, x)
         other = None
         if self.compare_with is not None:
-            other_net = _load_net(self.compare_with).to(pl_module.device).eval()
-            if tuple(other_net.input_shape) != tuple(x.shape[1:]):
-                raise CnnlabError(f"callbacks.cka.compare_with={self.compare_with} takes {tuple(other_net.input_shape)} "
-                                  f"images and this run {tuple(x.shape[1:])}. Valid: a run on the same data "
-                                  f"at the same image size.")
+            other_net = load_trained_net(self.compare_with, tuple(x.shape[1:]), "callbacks.cka.compare_with")
+            other_net = other_net.to(pl_module.device)
             other = (other_net.model_name, stage_features(other_net, x))
         numbers, pictures = {}, []
         for kind in self.kinds:
@@ -202,7 +181,7 @@ class RotationProbe(ProbeCallback):
 
     config_name = "rotation"
 
-    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0, images: int = 1000,
+    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0, images: int = 500,
                  step_degrees: int = 30, seed: int = 0) -> None:
         super().__init__(output_dir, every_n_epochs)
         self.count, self.step = self.whole("images", images), self.whole("step_degrees", step_degrees)
