@@ -84,6 +84,18 @@ def test_split_is_seeded_disjoint_and_reproducible():
         ImageDataModule(val_size=60_000).split_indices(60_000)
 
 
+def test_train_fraction_keeps_a_nested_seeded_share_and_the_same_validation_images():
+    full_train, full_val = ImageDataModule(val_size=5000).split_indices(60_000)
+    one_pct, val_1 = ImageDataModule(val_size=5000, train_fraction=0.01).split_indices(60_000)
+    ten_pct, val_10 = ImageDataModule(val_size=5000, train_fraction=0.1).split_indices(60_000)
+    assert (len(one_pct), len(ten_pct)) == (550, 5500)
+    assert one_pct == ten_pct[:550] and ten_pct == full_train[:5500]  # 1 % is inside 10 % is inside 100 %
+    assert val_1 == val_10 == full_val
+    for bad in (0, 1.5, -0.1, "half", True):
+        with pytest.raises(CnnlabError, match=r"data.train_fraction must be a number in \(0, 1\].*got"):
+            ImageDataModule(train_fraction=bad)
+
+
 def test_mnist_is_zero_padded_to_32_for_lenet5(tmp_path):
     root = copy_shipped_mnist(tmp_path)
     dm = ImageDataModule(data_dir=root, image_size=32, transforms={"normalize": False}, val_size=100)

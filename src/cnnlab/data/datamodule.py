@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,11 @@ from torch.utils.data import DataLoader, Dataset
 from cnnlab.data.datasets import DATASETS, load_split
 from cnnlab.data.transforms import build_transform
 from cnnlab.errors import CnnlabError
+
+
+# Loader workers are forked where the OS allows: inside a joblib (loky) sweep job the default context
+# cannot start them, and a fork also skips re-importing torch in every worker.
+_WORKER_START = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
 
 
 class TransformedSubset(Dataset):
@@ -37,6 +43,7 @@ class ImageDataModule(L.LightningDataModule):
         image_size: int | None = None,
         val_size: int = 5000,
         split_seed: int = 0,
+        train_fraction: float = 1.0,
         batch_size: int = 128,
         eval_batch_size: int = 1000,
         num_workers: int = 0,
@@ -52,7 +59,11 @@ class ImageDataModule(L.LightningDataModule):
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if not isinstance(value, int) or value < 1:
                 raise CnnlabError(f"data.{key} must be a positive integer, got {value!r}.")
+        if isinstance(train_fraction, bool) or not isinstance(train_fraction, (int, float)) or not 0 < train_fraction <= 1:
+            raise CnnlabError(f"data.train_fraction must be a number in (0, 1], the share of the training images "
+                              f"to train on (0.1 = 10 %), got {train_fraction!r}.")
         self.val_size = val_size
+        self.train_fraction = float(train_fraction)
         self.split_seed = split_seed
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -87,12 +98,15 @@ class ImageDataModule(L.LightningDataModule):
             self._load(train)
 
     def split_indices(self, n: int) -> tuple[list[int], list[int]]:
-        """The same seed always gives the same split, whatever the global seed."""
+        """The same seed always gives the same split, whatever the global seed. A `train_fraction` below 1
+        keeps a prefix of the same shuffled order: 1 % of the images is inside 10 %, and the
+        validation images never change."""
         if not 0 < self.val_size < n:
             raise CnnlabError(f"data.val_size must be between 1 and {n - 1} for '{self.spec.name}' "
                               f"({n} training images), got {self.val_size}.")
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed)).tolist()
-        return order[self.val_size:], order[: self.val_size]
+        train = order[self.val_size:]
+        return train[: max(1, round(len(train) * self.train_fraction))], order[: self.val_size]
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.train_set is None:
@@ -106,7 +120,8 @@ class ImageDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader:
         assert dataset is not None, "setup() must run before the dataloaders are asked for"
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
+                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
+                          multiprocessing_context=_WORKER_START if self.num_workers > 0 else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, shuffle=True)
