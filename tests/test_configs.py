@@ -15,7 +15,7 @@ from cnnlab.module import ImageClassifier
 from cnnlab.optim import build_optimizer, build_scheduler
 
 GROUPS = ["data", "model", "pooling", "activation", "transforms", "optimizer", "scheduler", "trainer", "logger",
-          "callbacks", "experiment", "debug"]
+          "callbacks", "experiment", "hparams_search", "debug"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
 
 

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnlab import CONF_DIR
 from cnnlab.config import to_plain
+from cnnlab.distributed import DDPJob
 from cnnlab.errors import CnnlabError
 from cnnlab.noise import quiet_known_noise
 from cnnlab.summary import print_error, print_summary
@@ -102,25 +103,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         load_checked(cfg.ckpt_path, dict(module.hparams), module)
 
     loggers = build_loggers(resolved["logger"], output_dir, name, group)
-    try:
-        callbacks = build_callbacks(resolved["callbacks"], output_dir, has_logger=bool(loggers))
-        trainer = make_trainer(resolved["trainer"], logger=loggers or False, callbacks=callbacks,
-                               default_root_dir=str(output_dir))
-        for logger in loggers:
-            logger.log_hyperparams(resolved)  # the whole resolved config, in run.config even offline
-        if cfg.train:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if cfg.test:
-            # Test the best checkpoint of this fit; without one, the weights in memory.
-            trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        results = collect_results(trainer, module, output_dir, best, time.time() - started)
-        if trainer.is_global_zero:
-            (output_dir / "results.json").write_text(json.dumps(results, indent=2))
-            record_summary(loggers, {k: v for k, v in results.items() if k != "confusion_matrix"})
-        hints = view_hints(loggers)
-    finally:
-        finish_loggers(loggers)
+    with DDPJob() as job:  # trainer=ddp/ddp_cpu: each job starts and ends its own ranks
+        try:
+            callbacks = build_callbacks(resolved["callbacks"], output_dir, has_logger=bool(loggers))
+            trainer = job.trainer = make_trainer(resolved["trainer"], logger=loggers or False,
+                                                 callbacks=callbacks, default_root_dir=str(output_dir))
+            for logger in loggers:
+                logger.log_hyperparams(resolved)  # the whole resolved config, in run.config even offline
+            if cfg.train:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            if cfg.test:
+                # Test the best checkpoint of this fit; without one, the weights in memory.
+                trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+            results = collect_results(trainer, module, output_dir, best, time.time() - started)
+            if trainer.is_global_zero:
+                (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+                record_summary(loggers, {k: v for k, v in results.items() if k != "confusion_matrix"})
+            hints = view_hints(loggers)
+        finally:
+            finish_loggers(loggers)
     if trainer.is_global_zero:
         print_summary(results, hints)  # last, after W&B's own closing lines
     return results
@@ -134,6 +136,7 @@ def collect_results(trainer, module, output_dir: Path, best: str, seconds: float
         **metrics,
         **({"val/best": float(score)} if score is not None else {}),
         "model": hp.model["name"],
+        "params": sum(p.numel() for p in module.net.parameters()),
         "epochs": trainer.current_epoch,
         "wall_time_s": round(seconds, 1),
         "run_dir": str(output_dir),
@@ -144,7 +147,7 @@ def collect_results(trainer, module, output_dir: Path, best: str, seconds: float
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Entry point of `cnnlab-train`; returns test accuracy (the value Optuna sweeps optimise)."""
+    """Entry point of `cnnlab-train`; returns test accuracy (the value `hparams_search=optuna` maximises)."""
     quiet_known_noise()
     try:
         return train(cfg).get("test/acc")
@@ -153,6 +156,11 @@ def main(cfg: DictConfig) -> float | None:
         print_error(err, output_dir)
         if not multirun:
             sys.exit(2)
-        # In a sweep the other jobs go on; SweepSummary lists this one's error.txt and fails the sweep.
-        return None
+        # In a sweep the other jobs go on; SweepSummary lists this one's error.txt and fails the sweep. To an
+        # Optuna search the job scores 0.0, the worst accuracy, so its sampler learns to stay away (None would
+        # mark the trial failed: ignored by the sampler, and a search whose every trial fails ends in a traceback).
+        return 0.0
 
+
+if __name__ == "__main__":  # `python -m cnnlab.train`: how DDP ranks 1.. are started (cnnlab/distributed.py)
+    main()

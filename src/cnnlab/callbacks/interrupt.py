@@ -19,6 +19,8 @@ class InterruptCheckpoint(Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if trainer.state.fn != "fit" or trainer.global_step == 0:
             return
-        trainer.save_checkpoint(self.path)
+        # Not trainer.save_checkpoint: it ends in a barrier, which under DDP waits forever for the ranks that did
+        # not fail. Rank 0 writes the file.
+        trainer.strategy.save_checkpoint(trainer._checkpoint_connector.dump_checkpoint(), self.path)
         rank_zero_info(f"cnnlab: saved {self.path} at step {trainer.global_step} after {type(exception).__name__}; "
                        f"resume with ckpt_path={self.path}")
