@@ -10,7 +10,7 @@ ARGS ?=
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: help install train models test test-full sweep clean clean-logs
+.PHONY: help install train models test test-full sweep experiment report clean clean-logs
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -34,6 +34,15 @@ train: install ## train the default experiment (LeNet-5 on the shipped MNIST); A
 
 sweep: install ## example sweep: pooling x activation, one W&B run per job (ARGS adds overrides)
 	$(VENV)/bin/cnnlab-train -m pooling=max,avg activation=relu,tanh $(ARGS)
+
+NAME ?=
+experiment: install ## run experiments/NAME's sweep in parallel, then its report (make experiment NAME=pooling)
+	@test -f experiments/$(NAME)/config.yaml || { echo "cnnlab: NAME must be one of: $$(cd experiments && ls */config.yaml | cut -d/ -f1 | tr '\n' ' ')(e.g. make experiment NAME=pooling)"; exit 2; }
+	$(VENV)/bin/cnnlab-train -m experiment=$(NAME) hydra/launcher=parallel $(ARGS); status=$$?; \
+	$(VENV)/bin/cnnlab-report --experiment $(NAME) && exit $$status
+
+report: install ## side-by-side report of run or sweep dirs: make report ARGS="logs/multiruns/<date>/<time>"
+	$(VENV)/bin/cnnlab-report $(ARGS)
 
 models: install ## list every model: named stages, output shapes, parameters (ARGS="vgg16 --image-size 32")
 	$(VENV)/bin/cnnlab-models $(ARGS)

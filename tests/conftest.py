@@ -23,13 +23,14 @@ TINY = ["debug=limit", "trainer.accelerator=cpu", "++callbacks.rich_progress_bar
 CLI = str(Path(sys.executable).parent / "cnnlab-train")
 
 
-def compose_run(*overrides: str, run_dir: Path, logger: str = "none", callbacks: str = "base") -> DictConfig:
+def compose_run(*overrides: str, run_dir: Path, logger: str = "none", callbacks: str | None = "base") -> DictConfig:
     """compose('train', overrides) with Hydra's runtime set up as @hydra.main would. Pictures and probes
-    are off unless asked for (`callbacks="default"`): they have tests of their own and cost seconds per run."""
+    are off unless asked for (`callbacks="default"`): they have tests of their own and cost seconds per run.
+    `callbacks=None` keeps what the config chooses (an experiment's own callbacks)."""
     GlobalHydra.instance().clear()
+    chosen = [f"callbacks={callbacks}"] if callbacks else []
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"callbacks={callbacks}", *TINY, f"logger={logger}", *overrides],
-                      return_hydra_config=True)
+        cfg = compose("train", overrides=[*chosen, *TINY, f"logger={logger}", *overrides], return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
         cfg.hydra.job.override_dirname = ",".join(overrides)

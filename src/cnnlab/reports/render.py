@@ -1,0 +1,136 @@
+"""Write a report of runs: report.md (reads on GitHub), report.html (opens in a browser), the plots as PNGs
+under figures/, and runs.csv with every number of every run."""
+
+from __future__ import annotations
+
+import csv
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnlab.pictures.render import figure
+from cnnlab.reports.questions import QUESTIONS, Column, Finding, bars, key
+from cnnlab.reports.runs import Run, by_setting, varying
+from cnnlab.summary import short_path
+from cnnlab.sweeps.summary import first_sentence
+
+
+@dataclass
+class Report:
+    title: str
+    question: str
+    finding: Finding
+    header: list[str]
+    rows: list[list[str]]
+    shared: list[str]
+    failures: list[tuple[str, str]]
+    figures: list[tuple[str, str]]  # (file under figures/, caption)
+
+
+def question_of(runs: Sequence[Run]) -> str:
+    """The runs' shared question if it has a plot of its own, else 'overview' (accuracy per run)."""
+    asked = {run.config.get("question") for run in runs if run.config.get("question")}
+    return asked.pop() if len(asked) == 1 and next(iter(asked)) in QUESTIONS else "overview"
+
+
+def build(runs: Sequence[Run], title: str | None = None) -> Report:
+    keys, shared = varying(runs)
+    question = question_of(runs)
+    finding = QUESTIONS.get(question)(runs, keys) if any(r.ok for r in runs) else None
+    columns = {"test acc.": Column(key("test/acc")), "best val acc.": Column(key("val/best")),
+               **(finding.columns if finding else {}), "time (s)": Column(key("wall_time_s"), "s")}
+    header = ["run", *(k.lstrip("+~") for k in keys), "result", *columns]
+    rows = []
+    for run in runs:
+        status = "ok" if run.ok else "failed"
+        rows.append([run.name, *(run.setting(k.lstrip("+~")) or "" for k in keys), status,
+                     *(column.cell(run) for column in columns.values())])
+    failures = [(run.name, first_sentence(run.error or "")) for run in runs if not run.ok]
+    if finding is None:
+        finding = Finding("No run finished, so there is nothing to answer yet.", figure(), "")
+    return Report(title or f"cnnlab report: {question}", question, finding, header, rows, shared, failures, [])
+
+
+def accuracy_figure(runs: Sequence[Run], keys: Sequence[str]):
+    groups = by_setting(runs, keys, drop=())
+    fig = figure()
+    fig.set_size_inches(max(5.0, 0.45 * len(groups) + 1), 3.4)
+    ax = fig.subplots()
+    names = list(groups)
+    bars(ax, names, [groups[n][0].number("test/acc") for n in names], "test accuracy (%)")
+    return fig
+
+
+def write(report: Report, runs: Sequence[Run], out: Path) -> dict[str, Path]:
+    """Write everything under `out`; returns the paths written, by kind."""
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    report.finding.figure.savefig(figures / f"{report.question}.png", dpi=110)
+    report.figures = [(f"figures/{report.question}.png", report.finding.caption)]
+    if report.question != "overview" and any(r.ok for r in runs):
+        accuracy_figure(runs, varying(runs)[0]).savefig(figures / "test_accuracy.png", dpi=110)
+        report.figures.append(("figures/test_accuracy.png", "Test accuracy of every run (each seed separately)."))
+    paths = {"md": out / "report.md", "html": out / "report.html", "csv": out / "runs.csv"}
+    paths["md"].write_text(markdown(report))
+    paths["html"].write_text(to_html(report))
+    write_csv(runs, paths["csv"])
+    return paths
+
+
+def markdown(report: Report) -> str:
+    lines = [f"# {report.title}", "", f"**Answer:** {report.finding.sentence}", ""]
+    for path, caption in report.figures:
+        lines += [f"![{Path(path).stem}]({path})", "", f"*{caption}*", ""]
+    if report.shared:
+        lines += ["Every run: `" + " ".join(report.shared) + "`", ""]
+    lines += ["| " + " | ".join(report.header) + " |", "|" + "---|" * len(report.header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in report.rows]
+    if report.failures:
+        lines += ["", "## Failed runs", ""] + [f"- run {name}: {error}" for name, error in report.failures]
+    lines += ["", "Every number of every run: [runs.csv](runs.csv).", ""]
+    return "\n".join(lines)
+
+
+STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+         "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+         ".answer{font-size:1.1em;background:#eef6ee;padding:.6em 1em;border-left:4px solid #4a4}"
+         ".failed{color:#b00}")
+
+
+def to_html(report: Report) -> str:
+    e = html.escape
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{e(report.title)}</title><style>{STYLE}</style>",
+             f"<h1>{e(report.title)}</h1>", f"<p class='answer'><b>Answer:</b> {e(report.finding.sentence)}</p>"]
+    for path, caption in report.figures:
+        parts.append(f"<figure><img src='{e(path)}' alt='{e(caption)}'><figcaption>{e(caption)}</figcaption></figure>")
+    if report.shared:
+        parts.append(f"<p>Every run: <code>{e(' '.join(report.shared))}</code></p>")
+    parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in report.header) + "</tr>")
+    result_column = report.header.index("result")
+    for row in report.rows:
+        css = " class='failed'" if row[result_column] == "failed" else ""
+        parts.append(f"<tr{css}>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>")
+    parts.append("</table>")
+    if report.failures:
+        parts.append("<h2>Failed runs</h2><ul>" + "".join(
+            f"<li class='failed'>run {e(name)}: {e(error)}</li>" for name, error in report.failures) + "</ul>")
+    parts.append("<p>Every number of every run: <a href='runs.csv'>runs.csv</a>.</p>")
+    return "\n".join(parts) + "\n"
+
+
+def write_csv(runs: Sequence[Run], path: Path) -> None:
+    keys, _ = varying(runs)
+    numbers: list[str] = []
+    for run in runs:
+        for name in [*(run.results or {}), *run.probes]:
+            if name not in numbers and run.number(name) is not None:
+                numbers.append(name)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", "dir", *(k.lstrip("+~") for k in keys), "error", *numbers])
+        for run in runs:
+            writer.writerow([run.name, short_path(run.dir), *(run.setting(k.lstrip("+~")) or "" for k in keys),
+                             first_sentence(run.error) if run.error else "",
+                             *("" if run.number(n) is None else run.number(n) for n in numbers)])

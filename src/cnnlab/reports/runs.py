@@ -1,0 +1,143 @@
+"""Finished runs as cnnlab-report and the sweep summary see them: read back from their run dirs (config.yaml,
+results.json, probes/*.jsonl, error.txt, .hydra/overrides.yaml), so any launcher and any machine will do."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnlab.errors import CnnlabError
+
+# What marks a directory as one run's (a job that failed before writing results still has .hydra/).
+RUN_MARKERS = ("results.json", "config.yaml", "error.txt", ".hydra")
+
+
+@dataclass
+class Run:
+    dir: Path
+    name: str                                   # the job number in a sweep, else the dir's name
+    overrides: list[str]
+    config: dict[str, Any]
+    results: dict[str, Any] | None
+    error: str | None
+    probes: dict[str, float] = field(default_factory=dict)  # latest probe numbers, in measured order
+
+    @property
+    def ok(self) -> bool:
+        return self.results is not None
+
+    def number(self, key: str) -> float | None:
+        """A result (`test/acc`, `wall_time_s`, `params`) or a probe number (`translation/acc/shift2`)."""
+        value = (self.results or {}).get(key, self.probes.get(key))
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def matching(self, prefix: str) -> dict[str, float]:
+        """Probe numbers under `prefix` (e.g. 'linear_probe/'), in measured order, prefix removed."""
+        return {k[len(prefix):]: v for k, v in self.probes.items() if k.startswith(prefix)}
+
+    def setting(self, key: str) -> str | None:
+        """The value of `key` in this run's overrides (`pooling=max` → 'max'), else None."""
+        for item in self.overrides:
+            name, _, value = item.partition("=")
+            if name.lstrip("+~") == key:
+                return value
+        return None
+
+
+def read_run(run_dir: Path, name: str | None = None) -> Run:
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    config_file = run_dir / "config.yaml"
+    results_file = run_dir / "results.json"
+    error_file = run_dir / "error.txt"
+    results = json.loads(results_file.read_text()) if results_file.exists() else None
+    if results is not None:
+        error = None
+    elif error_file.exists():
+        error = error_file.read_text().strip()
+    else:
+        error = f"no results: the job stopped early (see {run_dir / 'train.log'})"
+    probes: dict[str, float] = {}
+    for lines in sorted((run_dir / "probes").glob("*.jsonl")):
+        last = lines.read_text().strip().splitlines()[-1:]
+        if last:
+            probes.update(json.loads(last[0])["numbers"])
+    return Run(
+        dir=run_dir,
+        name=name or run_dir.name,
+        overrides=list(yaml.safe_load(overrides_file.read_text()) or []) if overrides_file.exists() else [],
+        config=(yaml.safe_load(config_file.read_text()) or {}) if config_file.exists() else {},
+        results=results,
+        error=error,
+        probes=probes,
+    )
+
+
+def is_run_dir(path: Path) -> bool:
+    return any((path / marker).exists() for marker in RUN_MARKERS)
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """A Hydra sweep dir's job dirs (0, 1, 2, ...) in job order."""
+    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def read_sweep(sweep_dir: Path) -> list[Run]:
+    return [read_run(job_dir) for job_dir in job_dirs(sweep_dir)]
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[Run]:
+    """Every run under the given paths: a path is a run dir or a sweep dir (its jobs, in order)."""
+    paths = list(paths)
+    runs: list[Run] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            raise CnnlabError(f"'{raw}' is not a directory. cnnlab-report takes run dirs (logs/runs/<date>/<time>) "
+                              "or sweep dirs (logs/multiruns/<date>/<time>, logs/experiments/<name>/<time>).")
+        if is_run_dir(path):
+            runs.append(read_run(path, name=str(path)))
+        elif job_dirs(path):
+            runs += [read_run(d, name=d.name if len(paths) == 1 else f"{path.name}/{d.name}")
+                     for d in job_dirs(path)]
+        else:
+            raise CnnlabError(f"'{raw}' holds no cnnlab run: a run dir has results.json, config.yaml or .hydra/, "
+                              "a sweep dir has job dirs named 0, 1, 2, ...")
+    if not runs:
+        raise CnnlabError("cnnlab-report needs at least one run dir or sweep dir.")
+    return runs
+
+
+def varying(runs: Sequence[Run]) -> tuple[list[str], list[str]]:
+    """(override keys whose values differ between runs, overrides every run shares)."""
+    keys: list[str] = []
+    for run in runs:
+        keys += [o.partition("=")[0] for o in run.overrides if o.partition("=")[0] not in keys]
+    differ = [k for k in keys if len({run.setting(k.lstrip("+~")) for run in runs}) > 1]
+    shared = [o for o in (runs[0].overrides if runs else []) if o.partition("=")[0] not in differ]
+    return differ, shared
+
+
+def label(run: Run, keys: Sequence[str], drop: Sequence[str] = ()) -> str:
+    """`pooling=max activation=tanh`: the run's values of the varying keys, minus `drop` (e.g. seed)."""
+    parts = [f"{k.lstrip('+~')}={run.setting(k.lstrip('+~'))}" for k in keys if k.lstrip("+~") not in drop]
+    return " ".join(parts) or run.name
+
+
+def mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
+
+
+def by_setting(runs: Sequence[Run], keys: Sequence[str], drop: Sequence[str] = ("seed",)) -> dict[str, list[Run]]:
+    """Finished runs grouped by everything that varies except `drop`: the seeds of one setting together."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        if run.ok:
+            groups.setdefault(label(run, keys, drop), []).append(run)
+    return groups

@@ -1,0 +1,136 @@
+"""experiments/<question>/: every experiment is documented, composes and runs one real step with its own
+callbacks; cnnlab-report turns real runs into a table, plots and an answer."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from cnnlab import CONF_DIR, REPO_ROOT
+from cnnlab.reports.questions import QUESTIONS
+from conftest import CLI, compose_run, run_cli
+
+EXPERIMENTS = sorted(p.parent.name for p in (REPO_ROOT / "experiments").glob("*/config.yaml"))
+QUESTIONS_ASKED = ["abstraction", "pooling", "nonlinearity", "receptive_field", "weight_sharing", "rotation",
+                   "architectures"]
+
+
+def experiment_config(name: str) -> dict:
+    return yaml.safe_load((REPO_ROOT / "experiments" / name / "config.yaml").read_text())
+
+
+def first_point(name: str) -> list[str]:
+    """The first job of the experiment's sweep, as overrides."""
+    params = experiment_config(name)["hydra"]["sweeper"]["params"]
+    return [f"{key}={str(values).split(',')[0]}" for key, values in params.items()]
+
+
+def test_every_seed_question_is_an_experiment():
+    assert EXPERIMENTS == sorted(QUESTIONS_ASKED)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_is_documented_and_reachable(name):
+    folder = REPO_ROOT / "experiments" / name
+    config = experiment_config(name)
+    assert (folder / "config.yaml").read_text().startswith("# @package _global_")
+    assert config["question"] == name and name in QUESTIONS
+    assert config["hydra"]["mode"] == "MULTIRUN" and "seed" in config["hydra"]["sweeper"]["params"]
+    # `experiment=<name>` finds the very same file
+    assert (CONF_DIR / "experiment" / f"{name}.yaml").resolve() == (folder / "config.yaml").resolve()
+    # A key set under a group the sweep switches applies to every option of it. A knob every option has
+    # (model.depth) is a matched setting; a key some option lacks leaks into it (transforms.affine would
+    # make transforms=normalize rotate too), so each option must carry such settings itself.
+    for group, options in config["hydra"]["sweeper"]["params"].items():
+        for option in str(options).split(",") if (CONF_DIR / group).is_dir() else []:
+            own = yaml.safe_load((CONF_DIR / group / f"{option}.yaml").read_text()) or {}
+            leaked = set(config.get(group, {})) - set(own)
+            assert not leaked, f"{name} sets {group}.{leaked} for every {group}, and {group}={option} has no such key"
+    readme = (folder / "README.md").read_text()
+    assert f"make experiment NAME={name}" in readme and "## Answer" in readme
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs_one_step(name, tmp_path):
+    """One real training step of the sweep's first job, with the experiment's own callbacks: every probe
+    it asks for leaves its numbers."""
+    from cnnlab.train import train
+
+    cfg = compose_run(f"experiment={name}", *first_point(name), "trainer.fast_dev_run=true",
+                      run_dir=tmp_path / "run", callbacks=None)
+    assert cfg.question == name
+    results = train(cfg)
+    assert 0 <= results["test/acc"] <= 1 and results["params"] > 0
+    probes = [p for p in cfg.callbacks if p in ("linear_probe", "cka", "receptive_field", "translation",
+                                                "rotation", "linearity", "weight_sharing")]
+    summary = json.loads((tmp_path / "run" / "probes" / "summary.json").read_text()) if probes else {}
+    for probe in probes:
+        assert any(k.startswith(f"{probe}/") for k in summary), (probe, sorted(summary))
+
+
+@pytest.fixture(scope="module")
+def pooling_sweep(tmp_path_factory) -> Path:
+    """A real 2-job sweep of the pooling experiment (20 batches each), launched as a user would."""
+    cwd = tmp_path_factory.mktemp("report")
+    done = run_cli("-m", "experiment=pooling", "pooling=max,avg", "seed=1", "debug=limit", "logger=csv",
+                   "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Report: cnnlab-report" in done.stdout
+    (sweep,) = (cwd / "logs" / "experiments" / "pooling").iterdir()
+    return sweep
+
+
+def report_cli(*args: str, cwd: Path):
+    import subprocess
+
+    return subprocess.run([str(Path(CLI).parent / "cnnlab-report"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={"COLUMNS": "200", "PATH": str(Path(CLI).parent)})
+
+
+def test_report_of_a_sweep(pooling_sweep):
+    done = report_cli(str(pooling_sweep), cwd=pooling_sweep)
+    assert done.returncode == 0, done.stderr
+    md = (pooling_sweep / "report.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "result" not in line]
+    assert [row.split(" | ")[1] for row in rows] == ["max", "avg"]  # one row per run, the varying override
+    assert all(" ok " in row for row in rows)
+    answer = md.split("**Answer:** ")[1].splitlines()[0]
+    assert "±4 px" in answer and ("max" in answer and "avg" in answer)
+    assert "Answer:" in done.stdout and "report.md" in done.stdout
+    for figure in ("figures/pooling.png", "figures/test_accuracy.png"):
+        assert f"]({figure})" in md
+        pixels = np.asarray(Image.open(pooling_sweep / figure).convert("L"))
+        assert pixels.shape[1] > 400 and pixels.std() > 10  # a drawn plot, not a blank canvas
+    html = (pooling_sweep / "report.html").read_text()
+    assert html.count("<tr") == 3 and "figures/pooling.png" in html
+    with open(pooling_sweep / "runs.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["pooling"] for row in table] == ["max", "avg"]
+    for row in table:
+        assert 0 <= float(row["test/acc"]) <= 1 and 0 <= float(row["translation/consistency/shift4"]) <= 1
+
+
+def test_report_compares_named_run_dirs(pooling_sweep, tmp_path):
+    out = tmp_path / "side_by_side"
+    done = report_cli(str(pooling_sweep / "0"), str(pooling_sweep / "1"), "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    md = (out / "report.md").read_text()
+    assert "| pooling |" in md.splitlines()[md.splitlines().index(next(l for l in md.splitlines() if "| run |" in l))]
+    results = [json.loads((pooling_sweep / job / "results.json").read_text()) for job in "01"]
+    for res in results:
+        assert f"{100 * res['test/acc']:.1f} %" in md
+
+
+@pytest.mark.parametrize("args, says", [
+    (["no/such/dir"], "'no/such/dir' is not a directory"),
+    (["--experiment", "bogus"], "Valid experiments: abstraction, architectures"),
+])
+def test_report_bad_input(args, says, tmp_path):
+    done = report_cli(*args, cwd=tmp_path)
+    assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr
