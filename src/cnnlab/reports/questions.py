@@ -232,6 +232,7 @@ def receptive_field(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
     left.set(xlabel="depth (conv blocks)", ylabel="theoretical RF of the last block (px)")
     right.set(xlabel="depth (conv blocks)", ylabel="effective RF σ of the last block (px)")
     for ax in (left, right):
+        ax.set_xticks(sorted({d for by_depth in curves.values() for d in by_depth}))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     sentence = f"Theoretical receptive field of the last block at depth 1, 2, …: {'; '.join(said)}."
