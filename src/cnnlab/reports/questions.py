@@ -70,9 +70,14 @@ def panels(count: int, width: float = 5.0, height: float = 3.4) -> tuple[Figure,
     return fig, list(axes) if count > 1 else [axes]
 
 
+def short(name: str) -> str:
+    """'model=stn transforms=rotate180' → 'stn, rotate180': tick labels that fit under a bar."""
+    return ", ".join(part.split("=", 1)[-1] for part in name.split(" "))
+
+
 def bars(ax, labels: Sequence[str], values: Sequence[float | None], ylabel: str) -> None:
     ax.bar(range(len(labels)), [100 * (v or 0) for v in values], color="tab:blue")
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(range(len(labels)), [short(n) for n in labels], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
 
@@ -184,7 +189,7 @@ def nonlinearity(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
     bars(left, list(acc), list(acc.values()), "test accuracy (%)")
     right.bar(range(len(gap)), [g or 0 for g in gap.values()], color="tab:orange")
     right.set_yscale("log")
-    right.set_xticks(range(len(gap)), list(gap), rotation=30, ha="right", fontsize=8)
+    right.set_xticks(range(len(gap)), [short(n) for n in gap], rotation=30, ha="right", fontsize=8)
     right.set_ylabel("gap to one affine map (relative)")
     right.grid(alpha=0.3, axis="y")
     linear = min(gap, key=lambda n: gap[n] if gap[n] is not None else float("inf"))
@@ -280,27 +285,32 @@ def angle_curve(runs: Sequence[Run]) -> dict[int, float]:
 def rotation(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
     groups = by_setting(runs, keys)
     fig, (left, right) = panels(2)
-    said, similarity, baseline = [], {}, []
+    said, similarity, baseline = [], {}, {}
     for name, group in groups.items():
         curve = angle_curve(group)
         left.plot(list(curve), [100 * v for v in curve.values()], marker="o", label=name)
-        said.append(f"{name} {pct(curve.get(0))} upright, {pct(curve.get(90))} at 90°, {pct(curve.get(180))} at 180°")
         similarity[name] = group_mean(group, key("rotation/filter_similarity"))
-        baseline.append(group_mean(group, key("rotation/filter_similarity_random")))
+        baseline[name] = group_mean(group, key("rotation/filter_similarity_random"))
+        filters = ("" if similarity[name] is None else
+                   f", first-layer filter rotation-similarity {similarity[name]:.2f} (random {baseline[name]:.2f})")
+        said.append(f"{name}: {pct(curve.get(0))} upright, {pct(curve.get(90))} at 90°, "
+                    f"{pct(curve.get(180))} at 180°{filters}")
     left.set(xlabel="rotation (degrees)", ylabel="accuracy (%)")
     left.set_xticks(range(-180, 181, 60))
     left.grid(alpha=0.3)
     left.legend(fontsize=7)
-    right.bar(range(len(similarity)), [s or 0 for s in similarity.values()], color="tab:green", label="trained")
-    right.axhline(mean(baseline) or 0, color="black", linestyle="--", label="random filters")
-    right.set_xticks(range(len(similarity)), list(similarity), rotation=30, ha="right", fontsize=7)
+    xs = range(len(similarity))
+    right.bar([x - 0.2 for x in xs], [s or 0 for s in similarity.values()], width=0.4, color="tab:green",
+              label="trained filters")
+    right.bar([x + 0.2 for x in xs], [b or 0 for b in baseline.values()], width=0.4, color="tab:gray",
+              label="random filters, same shape")
+    right.set_xticks(list(xs), [short(n) for n in similarity], rotation=30, ha="right", fontsize=8)
     right.set_ylabel("filter rotation-similarity")
     right.legend(fontsize=8)
-    sentence = (f"Accuracy against rotation: {'; '.join(said)}. First-layer filters match a rotated other filter "
-                f"at {min(v for v in similarity.values() if v is not None):.2f}–"
-                f"{max(v for v in similarity.values() if v is not None):.2f}, random filters at {mean(baseline):.2f}.")
+    sentence = f"Accuracy on rotated test images — {'; '.join(said)}."
     caption = ("Left: test-image accuracy against rotation angle. Right: each first-layer filter's best "
-               "correlation with a 90/180/270°-rotated other filter, mean over filters and seeds.")
+               "correlation with a 90/180/270°-rotated other filter, mean over filters and seeds, next to random "
+               "filters of the same shape.")
     return Finding(sentence, fig, caption, {
         "acc at 90°": Column(key("rotation/acc/+90deg")),
         "acc at 180°": Column(key("rotation/acc/+180deg")),
