@@ -25,7 +25,6 @@ class Report:
     rows: list[list[str]]
     shared: list[str]
     failures: list[tuple[str, str]]
-    figures: list[tuple[str, str]]  # (file under figures/, caption)
 
 
 def question_of(runs: Sequence[Run]) -> str:
@@ -49,7 +48,7 @@ def build(runs: Sequence[Run], title: str | None = None) -> Report:
     failures = [(run.name, first_sentence(run.error or "")) for run in runs if not run.ok]
     if finding is None:
         finding = Finding("No run finished, so there is nothing to answer yet.", figure(), "")
-    return Report(title or f"cnnlab report: {question}", question, finding, header, rows, shared, failures, [])
+    return Report(title or f"cnnlab report: {question}", question, finding, header, rows, shared, failures)
 
 
 def accuracy_figure(runs: Sequence[Run], keys: Sequence[str]):
@@ -64,23 +63,22 @@ def accuracy_figure(runs: Sequence[Run], keys: Sequence[str]):
 
 def write(report: Report, runs: Sequence[Run], out: Path) -> dict[str, Path]:
     """Write everything under `out`; returns the paths written, by kind."""
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    report.finding.figure.savefig(figures / f"{report.question}.png", dpi=110)
-    report.figures = [(f"figures/{report.question}.png", report.finding.caption)]
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    report.finding.figure.savefig(out / "figures" / f"{report.question}.png", dpi=110)
+    figures = [(f"figures/{report.question}.png", report.finding.caption)]
     if report.question != "overview" and any(r.ok for r in runs):
-        accuracy_figure(runs, varying(runs)[0]).savefig(figures / "test_accuracy.png", dpi=110)
-        report.figures.append(("figures/test_accuracy.png", "Test accuracy of every run (each seed separately)."))
+        accuracy_figure(runs, varying(runs)[0]).savefig(out / "figures" / "test_accuracy.png", dpi=110)
+        figures.append(("figures/test_accuracy.png", "Test accuracy of every run (each seed separately)."))
     paths = {"md": out / "report.md", "html": out / "report.html", "csv": out / "runs.csv"}
-    paths["md"].write_text(markdown(report))
-    paths["html"].write_text(to_html(report))
+    paths["md"].write_text(markdown(report, figures))
+    paths["html"].write_text(to_html(report, figures))
     write_csv(runs, paths["csv"])
     return paths
 
 
-def markdown(report: Report) -> str:
+def markdown(report: Report, figures: Sequence[tuple[str, str]]) -> str:
     lines = [f"# {report.title}", "", f"**Answer:** {report.finding.sentence}", ""]
-    for path, caption in report.figures:
+    for path, caption in figures:
         lines += [f"![{Path(path).stem}]({path})", "", f"*{caption}*", ""]
     if report.shared:
         lines += ["Every run: `" + " ".join(report.shared) + "`", ""]
@@ -99,11 +97,11 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto
          ".failed{color:#b00}")
 
 
-def to_html(report: Report) -> str:
+def to_html(report: Report, figures: Sequence[tuple[str, str]]) -> str:
     e = html.escape
     parts = [f"<!doctype html><meta charset='utf-8'><title>{e(report.title)}</title><style>{STYLE}</style>",
              f"<h1>{e(report.title)}</h1>", f"<p class='answer'><b>Answer:</b> {e(report.finding.sentence)}</p>"]
-    for path, caption in report.figures:
+    for path, caption in figures:
         parts.append(f"<figure><img src='{e(path)}' alt='{e(caption)}'><figcaption>{e(caption)}</figcaption></figure>")
     if report.shared:
         parts.append(f"<p>Every run: <code>{e(' '.join(report.shared))}</code></p>")

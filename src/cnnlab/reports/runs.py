@@ -100,8 +100,8 @@ def find_runs(paths: Iterable[str | Path]) -> list[Run]:
         if not path.is_dir():
             raise CnnlabError(f"'{raw}' is not a directory. cnnlab-report takes run dirs (logs/runs/<date>/<time>) "
                               "or sweep dirs (logs/multiruns/<date>/<time>, logs/experiments/<name>/<time>).")
-        if is_run_dir(path):
-            runs.append(read_run(path, name=str(path)))
+        if is_run_dir(path):  # named by its last two folders: <date>/<time>, or <sweep time>/<job>
+            runs.append(read_run(path, name="/".join(path.resolve().parts[-2:])))
         elif job_dirs(path):
             runs += [read_run(d, name=d.name if len(paths) == 1 else f"{path.name}/{d.name}")
                      for d in job_dirs(path)]

@@ -45,5 +45,4 @@ class SweepSummary(Callback):
             Console(stderr=True).print(f"[bold red]cnnlab: {len(failed)} of {len(runs)} job(s) failed:[/] "
                                        f"{', '.join(failed)} (each job dir has its error.txt)")
             sys.exit(1)
-        if config.get("question"):
-            Console().print(f"Report: cnnlab-report {short_path(sweep_dir)}", highlight=False)
+        Console().print(f"Report: cnnlab-report {short_path(sweep_dir)}", highlight=False)
