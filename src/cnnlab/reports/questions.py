@@ -336,6 +336,9 @@ def architectures(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
         best = max(data_runs, key=lambda r: r.number("test/acc"))
         said.append(f"on {data} {best.config['model']['name']} leads with {pct(best.number('test/acc'))} "
                     f"({params(best) / 1e6:.2f} M parameters, {best.number('wall_time_s'):.0f} s)")
+    unfinished = sorted({r.config.get("data", {}).get("name", "?") for r in runs if not r.ok} - set(by_data))
+    if unfinished:
+        said.append(f"no {' or '.join(unfinished)} run finished (see the failed runs)")
     sentence = f"On the same short budget, {'; '.join(said) or 'no run finished'}."
     caption = "Test accuracy against parameter count (log), one point per model, per dataset."
     return Finding(sentence, fig, caption, {"params": Column(params, "count")})
