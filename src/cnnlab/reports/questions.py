@@ -149,15 +149,15 @@ def pooling(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
     groups = by_setting(runs, keys)
     fig, (left, right) = panels(2)
     consistency, shifted, acc = {}, {}, {}
+    shift = 0
     for name, group in groups.items():
-        for ax, kind in ((left, "consistency"), (right, "acc")):
-            curve = shift_curve(group, kind)
+        curves = {kind: shift_curve(group, kind) for kind in ("consistency", "acc")}
+        for ax, curve in ((left, curves["consistency"]), (right, curves["acc"])):
             ax.plot(list(curve), [100 * v for v in curve.values()], marker="o", label=name)
-        curve = shift_curve(group, "consistency")
-        consistency[name] = curve[max(curve)] if curve else None
-        shifted[name] = shift_curve(group, "acc").get(max(curve)) if curve else None
+        shift = max(curves["consistency"], default=shift)
+        consistency[name] = curves["consistency"].get(shift)
+        shifted[name] = curves["acc"].get(shift)
         acc[name] = group_mean(group, key("test/acc"))
-    shift = max(shift_curve(next(iter(groups.values())), "consistency"), default=0)
     for ax, ylabel in ((left, "consistency (%)"), (right, "accuracy on shifted images (%)")):
         ax.set(xlabel="largest shift (pixels)", ylabel=ylabel, xticks=range(shift + 1))
         ax.grid(alpha=0.3)

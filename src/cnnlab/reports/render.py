@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.pictures.render import figure
-from cnnlab.reports.questions import QUESTIONS, Column, Finding, bars, key
-from cnnlab.reports.runs import Run, by_setting, varying
+from cnnlab.reports.questions import QUESTIONS, Column, Finding, key, overview
+from cnnlab.reports.runs import Run, varying
 from cnnlab.summary import short_path
 from cnnlab.sweeps.summary import first_sentence
 
@@ -51,23 +51,13 @@ def build(runs: Sequence[Run], title: str | None = None) -> Report:
     return Report(title or f"cnnlab report: {question}", question, finding, header, rows, shared, failures)
 
 
-def accuracy_figure(runs: Sequence[Run], keys: Sequence[str]):
-    groups = by_setting(runs, keys, drop=())
-    fig = figure()
-    fig.set_size_inches(max(5.0, 0.45 * len(groups) + 1), 3.4)
-    ax = fig.subplots()
-    names = list(groups)
-    bars(ax, names, [groups[n][0].number("test/acc") for n in names], "test accuracy (%)")
-    return fig
-
-
 def write(report: Report, runs: Sequence[Run], out: Path) -> dict[str, Path]:
     """Write everything under `out`; returns the paths written, by kind."""
     (out / "figures").mkdir(parents=True, exist_ok=True)
     report.finding.figure.savefig(out / "figures" / f"{report.question}.png", dpi=110)
     figures = [(f"figures/{report.question}.png", report.finding.caption)]
     if report.question != "overview" and any(r.ok for r in runs):
-        accuracy_figure(runs, varying(runs)[0]).savefig(out / "figures" / "test_accuracy.png", dpi=110)
+        overview(runs, varying(runs)[0]).figure.savefig(out / "figures" / "test_accuracy.png", dpi=110)
         figures.append(("figures/test_accuracy.png", "Test accuracy of every run (each seed separately)."))
     paths = {"md": out / "report.md", "html": out / "report.html", "csv": out / "runs.csv"}
     paths["md"].write_text(markdown(report, figures))
