@@ -10,7 +10,7 @@ ARGS ?=
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: help install train models test test-full sweep experiment report clean clean-logs
+.PHONY: help install train models test test-full bench sweep experiment report clean clean-logs
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ test: install ## run the test suite (skips tests marked slow), < 10 min on 2 cor
 
 test-full: install ## run every test, the slow ones too
 	$(VENV)/bin/pytest $(ARGS)
+
+bench: install ## speed ratios side by side: overhead, data path, logging, sweep, LeNet-5 time to 99 % (~15 min; ARGS="--only overhead")
+	$(PY) -m benchmarks $(ARGS)
 
 clean-logs: ## delete logs/ (all runs, checkpoints and offline W&B runs!)
 	rm -rf logs

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-import cnnlab.config  # noqa: F401  (registers the ${cnnlab_root:} resolver)
-from cnnlab import CONF_DIR, REPO_ROOT
+from cnnlab import REPO_ROOT
+from cnnlab.config import compose
 
 # A real run, kept small: 1 epoch of 20 batches on real MNIST, CPU, no progress bar.
 TINY = ["debug=limit", "trainer.accelerator=cpu", "++callbacks.rich_progress_bar=null", "++callbacks.model_summary=null"]
@@ -27,17 +25,8 @@ def compose_run(*overrides: str, run_dir: Path, logger: str = "none", callbacks:
     """compose('train', overrides) with Hydra's runtime set up as @hydra.main would. Pictures and probes
     are off unless asked for (`callbacks="default"`): they have tests of their own and cost seconds per run.
     `callbacks=None` keeps what the config chooses (an experiment's own callbacks)."""
-    GlobalHydra.instance().clear()
     chosen = [f"callbacks={callbacks}"] if callbacks else []
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[*chosen, *TINY, f"logger={logger}", *overrides], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-        cfg.hydra.job.override_dirname = ",".join(overrides)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return compose([*chosen, *TINY, f"logger={logger}", *overrides], run_dir, job_name=",".join(overrides))
 
 
 @pytest.fixture

@@ -129,12 +129,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def collect_results(trainer, module, output_dir: Path, best: str, seconds: float) -> dict[str, Any]:
+    from cnnlab.callbacks.throughput import Throughput
+
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("test/", "val/"))}
+    speed = next((cb.epochs[-1] for cb in trainer.callbacks if isinstance(cb, Throughput) and cb.epochs), None)
     hp = module.hparams
     score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     return {
         **metrics,
         **({"val/best": float(score)} if score is not None else {}),
+        **({"perf/step_ms": speed["step_ms"], "perf/images_per_s": speed["images_per_s"]} if speed else {}),
         "model": hp.model["name"],
         "params": sum(p.numel() for p in module.net.parameters()),
         "epochs": trainer.current_epoch,

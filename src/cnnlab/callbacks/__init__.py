@@ -13,7 +13,6 @@ from lightning.pytorch.callbacks import (
     LearningRateMonitor,
     ModelCheckpoint,
     RichModelSummary,
-    RichProgressBar,
     TQDMProgressBar,
 )
 
@@ -27,6 +26,8 @@ from cnnlab.callbacks.pictures import (
     ReportPictures,
 )
 from cnnlab.callbacks.probes import PROBES
+from cnnlab.callbacks.progress import ProgressBar
+from cnnlab.callbacks.throughput import Throughput
 from cnnlab.registry import Registry
 
 # Each factory gets (run dir, has_logger, **options from the config) and returns a callback or None.
@@ -57,12 +58,17 @@ def _lr_monitor(output_dir: Path, has_logger: bool, **options: Any) -> Callback 
 
 @CALLBACKS.register("rich_progress_bar")
 def _rich_bar(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
-    return RichProgressBar(**options)
+    return ProgressBar(**options)
 
 
 @CALLBACKS.register("tqdm_progress_bar")
 def _tqdm_bar(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
     return TQDMProgressBar(**options)
+
+
+@CALLBACKS.register("throughput")
+def _throughput(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
+    return Throughput(**options)
 
 
 @CALLBACKS.register("model_summary")

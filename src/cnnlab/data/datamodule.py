@@ -1,4 +1,5 @@
-"""The Lightning datamodule: a seeded, reproducible train/val split of the train set, and the test set."""
+"""The Lightning datamodule: a seeded, reproducible train/val split of the train set, and the test set,
+served from tensors on the training device (`data.resident`) or through DataLoaders."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cnnlab.data.datasets import DATASETS, load_split
-from cnnlab.data.transforms import build_transform
+from cnnlab.data.resident import AUTO_LIMIT_BYTES, ResidentLoader, ResidentSubset, as_tensors
+from cnnlab.data.transforms import BatchTransform, build_transform
 from cnnlab.errors import CnnlabError
 
 
@@ -48,6 +50,7 @@ class ImageDataModule(L.LightningDataModule):
         eval_batch_size: int = 1000,
         num_workers: int = 0,
         download: bool = True,
+        resident: bool | str = "auto",
         transforms: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -62,6 +65,16 @@ class ImageDataModule(L.LightningDataModule):
         if isinstance(train_fraction, bool) or not isinstance(train_fraction, (int, float)) or not 0 < train_fraction <= 1:
             raise CnnlabError(f"data.train_fraction must be a number in (0, 1], the share of the training images "
                               f"to train on (0.1 = 10 %), got {train_fraction!r}.")
+        if resident not in (True, False, "auto"):
+            raise CnnlabError(f"data.resident must be true (hold the images as one tensor on the training device), "
+                              f"false (DataLoader) or auto (resident when the images fit in "
+                              f"{AUTO_LIMIT_BYTES / 1024**3:.0f} GB), got {resident!r}.")
+        self.resident = resident
+        #: where resident images go when no Trainer is attached (a Trainer's own device wins)
+        self.device = torch.device("cpu")
+        #: where the images are held when resident (set by setup); None on the DataLoader path
+        self.resident_device: torch.device | None = None
+        self._shuffle_seed = 0
         self.val_size = val_size
         self.train_fraction = float(train_fraction)
         self.split_seed = split_seed
@@ -108,28 +121,60 @@ class ImageDataModule(L.LightningDataModule):
         train = order[self.val_size:]
         return train[: max(1, round(len(train) * self.train_fraction))], order[: self.val_size]
 
+    def _resident_tensors(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The split as tensors on the training device, or None to use DataLoaders."""
+        if self.resident is False:
+            return None
+        images, labels = as_tensors(dataset)
+        if self.resident == "auto" and images.numel() > AUTO_LIMIT_BYTES:
+            return None
+        trainer = getattr(self, "trainer", None)
+        device = trainer.strategy.root_device if trainer is not None else self.device
+        if self.resident_device is None:  # drawn from the run's seeded RNG: the same seed, the same orders
+            self._shuffle_seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        self.resident_device = device
+        return images.to(device), labels.to(device)
+
+    def _batch_transform(self, augment: bool) -> BatchTransform:
+        return BatchTransform(self.transforms, self.spec, self.image_size, train=augment)
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.train_set is None:
             images = self._load(True)  # one copy in memory; train and val views transform it differently
             train_idx, val_idx = self.split_indices(len(images))
-            self.train_set = TransformedSubset(images, train_idx, self._transform(augment=True))
-            self.val_set = TransformedSubset(images, val_idx, self._transform(augment=False))
+            tensors = self._resident_tensors(images)
+            if tensors is not None:
+                self.train_set = ResidentSubset(*tensors, train_idx, self._batch_transform(augment=True))
+                self.val_set = ResidentSubset(*tensors, val_idx, self._batch_transform(augment=False))
+            else:
+                self.train_set = TransformedSubset(images, train_idx, self._transform(augment=True))
+                self.val_set = TransformedSubset(images, val_idx, self._transform(augment=False))
         if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = self._load(False, self._transform(augment=False))
+            images = self._load(False)
+            tensors = self._resident_tensors(images)
+            if tensors is not None:
+                self.test_set = ResidentSubset(*tensors, range(len(images)), self._batch_transform(augment=False))
+            else:
+                self.test_set = TransformedSubset(images, list(range(len(images))), self._transform(augment=False))
 
-    def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader | ResidentLoader:
         assert dataset is not None, "setup() must run before the dataloaders are asked for"
+        if isinstance(dataset, ResidentSubset):
+            trainer = getattr(self, "trainer", None)
+            return ResidentLoader(dataset, batch_size, dataset.transform, shuffle, seed=self._shuffle_seed,
+                                  rank=trainer.global_rank if trainer else 0,
+                                  world_size=trainer.world_size if trainer else 1)
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
                           multiprocessing_context=_WORKER_START if self.num_workers > 0 else None)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | ResidentLoader:
         return self._loader(self.train_set, self.batch_size, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | ResidentLoader:
         return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | ResidentLoader:
         return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
 
 

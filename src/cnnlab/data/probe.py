@@ -40,8 +40,11 @@ def probe_images(dataset: Dataset, count: int) -> tuple[torch.Tensor, torch.Tens
         if n < 1:
             raise CnnlabError("the probes need validation images, and the validation set is empty "
                               "(data.val_size must be at least 1).")
-        items = [dataset[i] for i in range(n)]
-        x = torch.stack([image for image, _ in items])
-        y = torch.tensor([int(label) for _, label in items])
+        if hasattr(dataset, "tensors"):  # a resident split hands over one batch
+            x, y = dataset.tensors(0, n)
+        else:
+            items = [dataset[i] for i in range(n)]
+            x = torch.stack([image for image, _ in items])
+            y = torch.tensor([int(label) for _, label in items])
         _IMAGES[dataset] = (x, y)
     return x[:count], y[:count]
