@@ -30,15 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(chosen) - set(ALL))
     if unknown:
         parser.error(f"--only {','.join(unknown)}: not a benchmark; valid: {','.join(ALL)}")
-    console = Console()
+    console = Console(width=max(Console().width, 150))
     say = lambda text: console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}")  # noqa: E731
     say(f"cnnlab bench on {machine()}")
     ratios: list[Ratio] = []
     extra: dict = {}
     started = time.perf_counter()
     if "overhead" in chosen:
-        say("overhead: cnnlab-train vs a plain PyTorch loop, 200 steps each, paired")
-        ratios.append(overhead.measure([], **({"pairs": args.pairs} if args.pairs else {})))
+        say("overhead: cnnlab-train (logger=none callbacks=base) vs a plain PyTorch loop, one epoch each, paired")
+        ratios.append(overhead.measure(overhead.FRAMEWORK, **({"pairs": args.pairs} if args.pairs else {})))
     if "data" in chosen:
         say("data: tensor-resident vs DataLoader batches")
         ratios.append(data_path.measure([], **({"pairs": args.pairs} if args.pairs else {})))

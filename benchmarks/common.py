@@ -15,8 +15,6 @@ import torch
 #: `make bench` on a GPU machine uses it; on a CPU the same runs and ratios
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 ACCELERATOR = ["trainer.accelerator=gpu" if DEVICE == "cuda" else "trainer.accelerator=cpu"]
-#: off in every timed run: a progress bar redrawing 100 times a second is not what a sweep job shows
-QUIET = ["++callbacks.rich_progress_bar=null", "++callbacks.model_summary=null"]
 
 
 def machine() -> str:

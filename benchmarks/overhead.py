@@ -9,10 +9,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import ACCELERATOR, DEVICE, QUIET, Ratio, run_in_process, scratch
+from benchmarks.common import ACCELERATOR, DEVICE, Ratio, run_in_process, scratch
 from cnnlab.callbacks.throughput import step_seconds
 
 WARMUP = 10  # steps left out of each timing, the Throughput callback's default
+#: the framework alone: W&B, pictures and probes are what the logging ratio measures
+FRAMEWORK = ["logger=none", "callbacks=base"]
 
 
 def plain_loop(overrides: list[str], steps: int) -> float:
@@ -67,4 +69,4 @@ def measure(overrides: list[str], pairs: int = 6, steps: int = 200) -> Ratio:
 
 
 if __name__ == "__main__":
-    print(measure(["logger=none", "callbacks=base"]).as_dict())
+    print(measure(FRAMEWORK).as_dict())

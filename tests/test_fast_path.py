@@ -114,3 +114,9 @@ def test_a_run_logs_the_loss_only_when_the_logger_writes_and_its_speed_per_epoch
     assert len(epoch_rows) == 2 and all(float(r["perf/images_per_s"]) > 100 for r in epoch_rows)
     assert len([r for r in rows if r.get("train/acc")]) == 2
     assert results["perf/step_ms"] > 0 and results["perf/images_per_s"] > 100
+
+
+def test_the_fast_trainer_preset_trains_without_a_sanity_check(make_cfg):
+    cfg = make_cfg("trainer=fast", "trainer.log_every_n_steps=100")
+    assert cfg.trainer.num_sanity_val_steps == 0 and cfg.trainer.benchmark is True
+    assert 0.5 < train(cfg)["test/acc"] <= 1
