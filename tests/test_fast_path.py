@@ -87,7 +87,7 @@ def test_ddp_ranks_take_disjoint_shares_of_equal_length(mnist_root):
     dm = datamodule(mnist_root, True, batch_size=100)
     subset = ResidentSubset(dm.train_set.images, torch.arange(len(dm.train_set.images)), dm.train_set.indices,
                             dm.train_set.transform)
-    shares = [torch.cat([y for _, y in ResidentLoader(subset, 100, subset.transform, True, seed=3, rank=r,
+    shares = [torch.cat([y for _, y in ResidentLoader(subset, 100, True, seed=3, rank=r,
                                                       world_size=3)]) for r in range(3)]
     assert len({len(s) for s in shares}) == 1  # ranks step together
     assert set(torch.cat(shares).tolist()) == set(dm.train_set.indices.tolist())

@@ -41,9 +41,11 @@ def png_round_trip(image: np.ndarray, tmp_path: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def pictures_run(tmp_path_factory):
-    """A real LeNet-5 run on MNIST with every picture on: 2 epochs of 60 batches of 128 at the peak rate such batches want, W&B offline + CSV."""
+    """A real LeNet-5 run on MNIST with every picture on: 2 epochs of 60 batches, W&B offline + CSV. The data
+    path, batch and peak rate the occlusion test's model was calibrated on (the DataLoader path, 128, 0.005)."""
     run_dir = tmp_path_factory.mktemp("pictures") / "run"
-    cfg = compose_run("trainer.max_epochs=2", "scheduler.max_lr=0.005", "trainer.limit_train_batches=60", "trainer.limit_val_batches=3",
+    cfg = compose_run("trainer.max_epochs=2", "trainer.limit_train_batches=60", "trainer.limit_val_batches=3",
+                      "data.resident=false", "scheduler.max_lr=0.005",
                       run_dir=run_dir, logger="[wandb,csv]", callbacks="[base,pictures]")
     results = train(cfg)
     GlobalHydra.instance().clear()
@@ -136,16 +138,14 @@ def test_occlusion_map_of_a_trained_model_is_lowest_on_the_strokes(pictures_run)
     with torch.no_grad():
         confident = torch.softmax(model.net(x), 1)[range(len(y)), y] > 0.5
     assert confident.sum() >= 8
-    # Images so certain that no 7×7 patch moves p(true) by 0.05 have a flat map with nothing to say.
-    telling = [b for b in torch.nonzero(confident).view(-1).tolist() if occlusion[b].min() < 0.95 * occlusion[b].max()]
-    assert len(telling) >= 5
-    for b in telling:
+    for b in torch.nonzero(confident).view(-1).tolist():
         digit = x[b, 0]
         strokes = digit > (digit.min() + digit.max()) / 2
         near = nn.functional.max_pool2d(strokes.float()[None, None], 7, 1, 3)[0, 0] > 0  # a patch there hits a stroke
         o = occlusion[b]
         lowest = np.unravel_index(o.argmin(), o.shape)
         assert near[lowest], f"image {b}: lowest p(true) at {lowest}, away from every stroke"
+        assert o[strokes.numpy()].mean() < o[~near.numpy()].mean(), f"image {b}: strokes not lower than background"
         assert 0 <= o.min() and o.max() <= 1
 
 

@@ -161,7 +161,7 @@ class ImageDataModule(L.LightningDataModule):
         assert dataset is not None, "setup() must run before the dataloaders are asked for"
         if isinstance(dataset, ResidentSubset):
             trainer = getattr(self, "trainer", None)
-            return ResidentLoader(dataset, batch_size, dataset.transform, shuffle, seed=self._shuffle_seed,
+            return ResidentLoader(dataset, batch_size, shuffle, seed=self._shuffle_seed,
                                   rank=trainer.global_rank if trainer else 0,
                                   world_size=trainer.world_size if trainer else 1)
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,

@@ -62,9 +62,9 @@ class ResidentLoader:
     resumed run sees the same order); under DDP each rank takes every world_size-th image. Lightning calls
     `loader.sampler.set_epoch(epoch)` at each epoch start, as it does for a DataLoader's sampler."""
 
-    def __init__(self, subset: ResidentSubset, batch_size: int, transform: BatchTransform, shuffle: bool,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
-        self.subset, self.batch_size, self.transform, self.shuffle = subset, batch_size, transform, shuffle
+    def __init__(self, subset: ResidentSubset, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
+        self.subset, self.batch_size, self.shuffle = subset, batch_size, shuffle
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
         self.sampler, self.batch_sampler = self, None  # what Lightning looks for on a DataLoader
@@ -94,4 +94,4 @@ class ResidentLoader:
         images, labels = self.subset.images, self.subset.labels
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            yield self.transform(images[idx], g), labels[idx]
+            yield self.subset.transform(images[idx], g), labels[idx]
