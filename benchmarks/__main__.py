@@ -36,14 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     ratios: list[Ratio] = []
     extra: dict = {}
     started = time.perf_counter()
+    pairs = {"pairs": args.pairs} if args.pairs else {}
     if "overhead" in chosen:
         say("overhead: cnnlab-train (logger=none callbacks=base) vs a plain PyTorch loop, one epoch each, paired")
-        ratios.append(overhead.measure(overhead.FRAMEWORK, **({"pairs": args.pairs} if args.pairs else {})))
+        ratios.append(overhead.measure(overhead.FRAMEWORK, **pairs))
     if "data" in chosen:
         say("data: tensor-resident vs DataLoader batches")
-        ratios.append(data_path.measure([], **({"pairs": args.pairs} if args.pairs else {})))
+        ratios.append(data_path.measure([], **pairs))
     if "logging" in chosen:
-        result = logging_cost.measure([], **({"pairs": args.pairs} if args.pairs else {}), progress=say)
+        result = logging_cost.measure([], **pairs, progress=say)
         ratios += [result.logging, result.pictures_probes]
         runs = result.default_runs
         extra["lenet5"] = {"wall_s": [round(r.seconds, 1) for r in runs], "test_acc": [r.test_acc for r in runs],
@@ -57,20 +58,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def table(ratios: list[Ratio], extra: dict) -> Table:
-    t = Table(title=f"cnnlab bench: {machine()}")
-    for column in ("measure", "A / B", "A (median)", "B (median)", "ratio", "target"):
-        t.add_column(column)
-    for r in ratios:
-        mark = "" if r.met() is None else (" [green]✓[/]" if r.met() else " [red]✗[/]")
-        t.add_row(r.name, r.meaning, f"{statistics.median(r.a):.4g} {r.unit}", f"{statistics.median(r.b):.4g} {r.unit}",
-                  f"{r.value:.3f}", f"{r.target}{mark}")
+COLUMNS = ("measure", "A / B", "A (median)", "B (median)", "ratio", "target")
+
+
+def rows(ratios: list[Ratio], extra: dict) -> list[tuple[str, ...]]:
+    """One row per measure, for the terminal table and the README's markdown alike."""
+    def mark(met: bool | None) -> str:
+        return "" if met is None else (" ✓" if met else " ✗")
+
+    out = [(r.name, r.meaning, f"{statistics.median(r.a):.4g} {r.unit}", f"{statistics.median(r.b):.4g} {r.unit}",
+            f"{r.value:.3f}", f"{r.target}{mark(r.met())}") for r in ratios]
     if "lenet5" in extra:
         lenet = extra["lenet5"]
-        mark = " [green]✓[/]" if lenet["met"] else " [red]✗[/]"
-        t.add_row("LeNet-5", "default `cnnlab-train`, whole command",
-                  f"{statistics.median(lenet['wall_s']):.1f} s", f"{100 * min(lenet['test_acc']):.2f} % (lowest)", "",
-                  f"≥ 99.0 % in ≤ 60 s{mark}")
+        out.append(("LeNet-5", "default `cnnlab-train`, whole command", f"{statistics.median(lenet['wall_s']):.1f} s",
+                    f"{100 * min(lenet['test_acc']):.2f} % test (lowest)", "",
+                    f"≥ 99.0 % in ≤ 60 s{mark(lenet['met'])}"))
+    return out
+
+
+def table(ratios: list[Ratio], extra: dict) -> Table:
+    t = Table(title=f"cnnlab bench: {machine()}")
+    for column in COLUMNS:
+        t.add_column(column)
+    for row in rows(ratios, extra):
+        t.add_row(*row)
     return t
 
 
@@ -81,15 +92,8 @@ def write(ratios: list[Ratio], extra: dict) -> None:
               "ratios": [r.as_dict() for r in ratios], **extra}
     (RESULTS / f"{slug}.json").write_text(json.dumps(record, indent=2))
     lines = [f"Measured by `make bench` on {machine()}, {record['date']} ({extra['bench_seconds']} s):", "",
-             "| measure | A / B | A | B | ratio | target |", "|---|---|---|---|---|---|"]
-    for r in ratios:
-        met = "" if r.met() is None else (" ✓" if r.met() else " ✗")
-        lines.append(f"| {r.name} | {r.meaning} | {statistics.median(r.a):.4g} {r.unit} | "
-                     f"{statistics.median(r.b):.4g} {r.unit} | {r.value:.3f} | {r.target}{met} |")
-    if "lenet5" in extra:
-        lenet = extra["lenet5"]
-        lines.append(f"| LeNet-5 | default `cnnlab-train`, whole command | {statistics.median(lenet['wall_s']):.1f} s | "
-                     f"{100 * min(lenet['test_acc']):.2f} % test | | ≥ 99.0 % in ≤ 60 s{' ✓' if lenet['met'] else ' ✗'} |")
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows(ratios, extra)]
     (RESULTS / f"{slug}.md").write_text("\n".join(lines) + "\n")
 
 

@@ -21,17 +21,14 @@ def plain_loop(overrides: list[str], steps: int) -> float:
     """Seconds per step of the loop anyone would write by hand, on cnnlab's data path and model."""
     from cnnlab.config import compose, to_plain
     from cnnlab.data import datamodule_from_config
-    from cnnlab.models import create_model
+    from cnnlab.module import ImageClassifier
     from cnnlab.optim import build_optimizer, build_scheduler
 
     cfg = to_plain(compose([*ACCELERATOR, *overrides], scratch("plain")))
     torch.manual_seed(cfg["seed"])
     data = datamodule_from_config(cfg)
     data.setup("fit")
-    model = dict(cfg["model"])
-    net = create_model(model.pop("name"), num_classes=data.num_classes, in_channels=data.in_channels,
-                       pooling=cfg["pooling"], activation=cfg["activation"],
-                       **{**model, "image_size": data.image_size}).to(DEVICE)
+    net = ImageClassifier.from_config(cfg, data).net.to(DEVICE)  # the very network cnnlab-train builds
     opt = build_optimizer(cfg["optimizer"], net.parameters())
     loader = data.train_dataloader()
     schedule = build_scheduler(cfg["scheduler"], opt, 1, len(loader))

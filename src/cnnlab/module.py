@@ -51,6 +51,21 @@ class ImageClassifier(L.LightningModule):
         self._loss_sum: torch.Tensor | None = None  # train loss summed on its device since the last log
         self._loss_steps = 0
 
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], datamodule) -> ImageClassifier:
+        """The module a resolved run config describes, sized to the datamodule's images and classes."""
+        return cls(
+            model={**cfg["model"], "image_size": datamodule.image_size},
+            num_classes=datamodule.num_classes,
+            in_channels=datamodule.in_channels,
+            pooling=cfg["pooling"],
+            activation=cfg["activation"],
+            optimizer=cfg["optimizer"],
+            scheduler=cfg["scheduler"],
+            label_smoothing=cfg["label_smoothing"],
+            class_names=datamodule.class_names,
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 

@@ -88,17 +88,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = datamodule_from_config(resolved)
-    module = ImageClassifier(
-        model={**resolved["model"], "image_size": datamodule.image_size},
-        num_classes=datamodule.num_classes,
-        in_channels=datamodule.in_channels,
-        pooling=resolved["pooling"],
-        activation=resolved["activation"],
-        optimizer=resolved["optimizer"],
-        scheduler=resolved["scheduler"],
-        label_smoothing=resolved["label_smoothing"],
-        class_names=datamodule.class_names,
-    )
+    module = ImageClassifier.from_config(resolved, datamodule)
     if cfg.ckpt_path:
         load_checked(cfg.ckpt_path, dict(module.hparams), module)
 

@@ -135,27 +135,24 @@ class ImageDataModule(L.LightningDataModule):
         self.resident_device = device
         return images.to(device), labels.to(device)
 
-    def _batch_transform(self, augment: bool) -> BatchTransform:
-        return BatchTransform(self.transforms, self.spec, self.image_size, train=augment)
+    def _view(self, images: Dataset, tensors: tuple[torch.Tensor, torch.Tensor] | None, indices: list[int],
+              augment: bool) -> Dataset:
+        """Some images of a split: a resident view when `tensors` holds the split, else per-image transforms."""
+        if tensors is not None:
+            return ResidentSubset(*tensors, indices, BatchTransform(self.transforms, self.spec, self.image_size,
+                                                                    train=augment))
+        return TransformedSubset(images, indices, self._transform(augment))
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.train_set is None:
             images = self._load(True)  # one copy in memory; train and val views transform it differently
             train_idx, val_idx = self.split_indices(len(images))
             tensors = self._resident_tensors(images)
-            if tensors is not None:
-                self.train_set = ResidentSubset(*tensors, train_idx, self._batch_transform(augment=True))
-                self.val_set = ResidentSubset(*tensors, val_idx, self._batch_transform(augment=False))
-            else:
-                self.train_set = TransformedSubset(images, train_idx, self._transform(augment=True))
-                self.val_set = TransformedSubset(images, val_idx, self._transform(augment=False))
+            self.train_set = self._view(images, tensors, train_idx, augment=True)
+            self.val_set = self._view(images, tensors, val_idx, augment=False)
         if stage in (None, "test", "predict") and self.test_set is None:
             images = self._load(False)
-            tensors = self._resident_tensors(images)
-            if tensors is not None:
-                self.test_set = ResidentSubset(*tensors, range(len(images)), self._batch_transform(augment=False))
-            else:
-                self.test_set = TransformedSubset(images, list(range(len(images))), self._transform(augment=False))
+            self.test_set = self._view(images, self._resident_tensors(images), list(range(len(images))), augment=False)
 
     def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader | ResidentLoader:
         assert dataset is not None, "setup() must run before the dataloaders are asked for"
