@@ -36,9 +36,9 @@ sweep: install ## example sweep: pooling x activation, one W&B run per job (ARGS
 	$(VENV)/bin/cnnlab-train -m pooling=max,avg activation=relu,tanh $(ARGS)
 
 NAME ?=
-experiment: install ## run experiments/NAME's sweep in parallel, then its report (make experiment NAME=pooling)
+experiment: install ## run experiments/NAME's sweep in parallel, then its report; run again, it redoes only failed or missing jobs (make experiment NAME=pooling)
 	@test -f experiments/$(NAME)/config.yaml || { echo "cnnlab: NAME must be one of: $$(cd experiments && ls */config.yaml | cut -d/ -f1 | tr '\n' ' ')(e.g. make experiment NAME=pooling)"; exit 2; }
-	$(VENV)/bin/cnnlab-train -m experiment=$(NAME) hydra/launcher=parallel $(ARGS); status=$$?; \
+	$(VENV)/bin/cnnlab-train -m experiment=$(NAME) hydra/launcher=parallel resume=true $(ARGS); status=$$?; \
 	$(VENV)/bin/cnnlab-report --experiment $(NAME) && exit $$status
 
 report: install ## side-by-side report of run or sweep dirs: make report ARGS="logs/multiruns/<date>/<time>"

@@ -213,7 +213,7 @@ def test_a_ddp_job_failing_on_rank_0_mid_fit_neither_hangs_nor_stops_the_sweep(t
     assert done.returncode == 1, done.stderr[-3000:]
     sweep_dir = one_dir("logs/multiruns/*/*", tmp_path)
     assert (sweep_dir / "0" / "error.txt").read_text() == "injected failure on rank 0 mid-fit.\n"
-    assert (sweep_dir / "0" / "checkpoints" / "interrupted.ckpt").exists()
+    assert (sweep_dir / "0" / "checkpoints" / "resume.ckpt").exists()
     assert 0 <= json.loads((sweep_dir / "1" / "results.json").read_text())["test/acc"] <= 1
     assert done.stderr.count("MEMBER: 2/2") == 2
     assert "1 of 2 job(s) failed: 0" in done.stderr and "Traceback" not in done.stderr

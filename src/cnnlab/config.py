@@ -9,11 +9,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cnnlab import CONF_DIR, REPO_ROOT
+from cnnlab import CONF_DIR, REPO_ROOT, resume
 
 if not OmegaConf.has_resolver("cnnlab_root"):
     # `${cnnlab_root:}` is the repository, wherever the user launches from (conf/, data/ live there).
     OmegaConf.register_new_resolver("cnnlab_root", lambda: str(REPO_ROOT))
+resume.register()  # ${cnnlab_dir:...}: the run or sweep dir, an earlier one with resume=true
 
 
 def to_plain(cfg: DictConfig | Any) -> Any:

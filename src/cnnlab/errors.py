@@ -10,6 +10,10 @@ class CnnlabError(Exception):
     """A user-facing error: the message names the bad value and what would be valid."""
 
 
+class NonFiniteLossError(CnnlabError):
+    """The training loss became nan or inf; the message names the step."""
+
+
 class UnknownNameError(CnnlabError, KeyError):
     """A name (model, pooling, dataset...) that no registry knows."""
 

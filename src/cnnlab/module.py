@@ -4,6 +4,7 @@ torchmetrics accuracy (train/val/test), per-class accuracy and a confusion matri
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -11,8 +12,35 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from cnnlab.errors import NonFiniteLossError
 from cnnlab.models import create_model
 from cnnlab.optim import build_optimizer, build_scheduler
+
+
+def random_states() -> dict[str, Any]:
+    """Every random generator a training step may draw from (Lightning's checkpoints keep none of them)."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # numpy's own array as a tensor: checkpoints load with weights_only=True, which refuses numpy arrays
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_random_states(states: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def metric_key(class_name: str) -> str:
@@ -50,6 +78,9 @@ class ImageClassifier(L.LightningModule):
         self.confusion_matrix: list[list[int]] | None = None
         self._loss_sum: torch.Tensor | None = None  # train loss summed on its device since the last log
         self._loss_steps = 0
+        # The first global step whose loss was nan/inf (-1: none), kept on the loss's device: checking it
+        # every step would make the host wait for the GPU each step. `check_finite()` reads it.
+        self._first_bad_step: torch.Tensor | None = None
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], datamodule) -> ImageClassifier:
@@ -83,16 +114,69 @@ class ImageClassifier(L.LightningModule):
         detached = loss.detach()
         self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
         self._loss_steps += 1
+        step = self.trainer.global_step if self._trainer is not None else 0
+        if self._first_bad_step is None:
+            self._first_bad_step = torch.full((), -1, dtype=torch.long, device=detached.device)
+        self._first_bad_step = torch.where((self._first_bad_step < 0) & ~torch.isfinite(detached),
+                                           torch.full_like(self._first_bad_step, step), self._first_bad_step)
         every = self.trainer.log_every_n_steps if self._trainer is not None else 1
-        if every and (self.trainer.global_step + 1) % every == 0:
+        if every and (step + 1) % every == 0:
+            self.check_finite()  # the host reads the loss now anyway
             self.log("train/loss", self._loss_sum / self._loss_steps, prog_bar=True)
             self._loss_sum, self._loss_steps = None, 0
         return loss
+
+    def check_finite(self) -> None:
+        """Stop the run if any training loss so far was nan or inf, naming the first such step. Called before
+        anything is saved (validation, checkpoints), so every checkpoint on disk holds finite weights."""
+        if self._first_bad_step is not None and (step := int(self._first_bad_step)) >= 0:
+            batches = self.trainer.num_training_batches if self._trainer is not None else 0
+            where = (f" (epoch {step // batches}, batch {step % batches})"
+                     if isinstance(batches, int) and batches > 0 else "")
+            saved = (f" in {Path(self.trainer.default_root_dir) / 'checkpoints'}" if self._trainer is not None else "")
+            raise NonFiniteLossError(
+                f"The training loss became nan/inf at step {step}{where}, so the run stopped. Its checkpoints"
+                f"{saved} hold finite weights from before that step. Valid runs keep the loss finite: lower "
+                "optimizer.lr (or scheduler.max_lr), clip gradients (trainer.gradient_clip_val=1.0), or check the "
+                "data for nan pixels.")
+
+    def on_train_start(self) -> None:
+        # configure_optimizers asks for estimated_stepping_batches, which makes Lightning build the train loader
+        # (and its first iterator) before it restores a checkpoint's loop state, so the loader's position is
+        # never handed back. Hand it back now, and start the epoch's iterator again from there.
+        loop = self.trainer.fit_loop
+        if loop._combined_loader_states_to_load and loop._combined_loader is not None and loop.restarting:
+            loop._load_combined_loader_states()
+            iter(loop._data_fetcher)
+
+    def on_validation_start(self) -> None:
+        self.check_finite()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # What Lightning does not save, for a resumed run to go on exactly as an uninterrupted one: the random
+        # states (dropout, augmentation draws outside the data path) and this epoch's running train metrics.
+        checkpoint["cnnlab"] = {
+            "rng": random_states(),
+            "train_acc": {name: value.detach().cpu() for name, value in self.train_acc.metric_state.items()},
+            "loss_window": (None if self._loss_sum is None else self._loss_sum.detach().cpu(), self._loss_steps),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("cnnlab")
+        if not saved or self._trainer is None or self.trainer.state.fn != "fit":
+            return
+        set_random_states(saved["rng"])
+        for name, value in saved["train_acc"].items():
+            setattr(self.train_acc, name, value.to(self.device))
+        self.train_acc._update_count = 1  # states restored: compute() has something to compute
+        loss_sum, self._loss_steps = saved["loss_window"]
+        self._loss_sum = None if loss_sum is None else loss_sum.to(self.device)
 
     def on_train_epoch_start(self) -> None:
         self._loss_sum, self._loss_steps = None, 0
 
     def on_train_epoch_end(self) -> None:
+        self.check_finite()
         self.log("train/acc", self.train_acc.compute())
         self.train_acc.reset()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import sys
 import time
 import typing
@@ -23,14 +24,17 @@ from cnnlab.errors import CnnlabError
 from cnnlab.noise import quiet_known_noise
 from cnnlab.summary import print_error, print_summary
 
+log = logging.getLogger("cnnlab")
+
 
 def run_identity(cfg: DictConfig) -> tuple[Path, str, str | None, bool]:
     """(run dir, run name from the overrides, sweep group, is multirun) as Hydra set them up."""
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     name = hc.job.override_dirname or f"{cfg.model.name}-{cfg.data.name}"
-    group = "sweep-" + "_".join(Path(hc.sweep.dir).parts[-2:]) if multirun else None
-    return Path(hc.runtime.output_dir), name, group, multirun
+    output_dir = Path(hc.runtime.output_dir)  # in a sweep: <sweep dir>/<job number>
+    group = "sweep-" + "_".join(output_dir.parent.parts[-2:]) if multirun else None
+    return output_dir, name, group, multirun
 
 
 _SIMPLE = (bool, int, float, str, type(None))
@@ -68,14 +72,17 @@ def make_trainer(trainer_cfg: dict[str, Any], **kwargs: Any):
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test one run; returns its results (also written to <run dir>/results.json)."""
+    """Train and test one run; returns its results (also written to <run dir>/results.json). With `resume` set,
+    a run dir that already holds this run goes on from its newest checkpoint, or is left as is if finished."""
     import lightning as L
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from cnnlab.callbacks import build_callbacks
     from cnnlab.checkpoints import load_checked
     from cnnlab.data import datamodule_from_config
-    from cnnlab.loggers import build_loggers, finish_loggers, record_summary, view_hints
+    from cnnlab.loggers import build_loggers, finish_loggers, record_failure, record_summary, view_hints
     from cnnlab.module import ImageClassifier
+    from cnnlab.resume import ResumePoint, resume_point
 
     if not cfg.train and not cfg.ckpt_path:
         raise CnnlabError("train=false only tests a trained model, and ckpt_path is not set. Valid: "
@@ -84,15 +91,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir, name, group, _ = run_identity(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = to_plain(cfg)
+    point = resume_point(output_dir, resolved) if cfg.resume else ResumePoint(None, None, None)
+    if point.results is not None:  # finished before: nothing to redo
+        print(f"cnnlab: {output_dir} finished before; not run again (resume=false starts a new run).", flush=True)
+        print_summary(point.results, [])
+        return point.results
+    (output_dir / "error.txt").unlink(missing_ok=True)  # an earlier failure of this run, tried again now
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = datamodule_from_config(resolved)
     module = ImageClassifier.from_config(resolved, datamodule)
-    if cfg.ckpt_path:
-        load_checked(cfg.ckpt_path, dict(module.hparams), module)
+    start_from = point.checkpoint or cfg.ckpt_path
+    if start_from:
+        load_checked(start_from, dict(module.hparams), module)
+        if point.checkpoint:
+            print(f"cnnlab: resuming {output_dir} from {point.checkpoint.name}", flush=True)
 
-    loggers = build_loggers(resolved["logger"], output_dir, name, group)
+    loggers = build_loggers(resolved["logger"], output_dir, name, group, resume_id=point.wandb_id)
+    failed = False
     with DDPJob() as job:  # trainer=ddp/ddp_cpu: each job starts and ends its own ranks
         try:
             callbacks = build_callbacks(resolved["callbacks"], output_dir, has_logger=bool(loggers))
@@ -100,22 +117,40 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                                  callbacks=callbacks, default_root_dir=str(output_dir))
             for logger in loggers:
                 logger.log_hyperparams(resolved)  # the whole resolved config, in run.config even offline
-            if cfg.train:
-                trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            if cfg.test:
-                # Test the best checkpoint of this fit; without one, the weights in memory.
-                trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+            try:
+                if cfg.train:
+                    trainer.fit(module, datamodule=datamodule, ckpt_path=str(start_from) if start_from else None)
+                best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+                if cfg.test:
+                    # Test the best checkpoint of this fit; without one, the weights in memory.
+                    trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+            except SIGTERMException:
+                failed = True
+                stopped = RunStopped(f"Stopped by SIGTERM at step {trainer.global_step}; the run's checkpoints "
+                                     f"are in {output_dir / 'checkpoints'}. Valid next step: the same command with "
+                                     "resume=true (or resume=<this run dir>) goes on from there.")
+                record_failure(loggers, stopped, trainer.global_step)
+                raise stopped from None
+            except BaseException as err:
+                failed = True
+                record_failure(loggers, err, trainer.global_step)
+                raise
             results = collect_results(trainer, module, output_dir, best, time.time() - started)
             if trainer.is_global_zero:
                 (output_dir / "results.json").write_text(json.dumps(results, indent=2))
                 record_summary(loggers, {k: v for k, v in results.items() if k != "confusion_matrix"})
             hints = view_hints(loggers)
         finally:
-            finish_loggers(loggers)
+            finish_loggers(loggers, failed=failed)
     if trainer.is_global_zero:
         print_summary(results, hints)  # last, after W&B's own closing lines
     return results
+
+
+class RunStopped(CnnlabError):
+    """SIGTERM (a scheduler's notice) stopped the run after saving a checkpoint."""
+
+    exit_code = 143  # 128 + SIGTERM, what schedulers expect of a job they stopped
 
 
 def collect_results(trainer, module, output_dir: Path, best: str, seconds: float) -> dict[str, Any]:
@@ -149,11 +184,21 @@ def main(cfg: DictConfig) -> float | None:
         output_dir, _, _, multirun = run_identity(cfg)
         print_error(err, output_dir)
         if not multirun:
-            sys.exit(2)
-        # In a sweep the other jobs go on; SweepSummary lists this one's error.txt and fails the sweep. To an
-        # Optuna search the job scores 0.0, the worst accuracy, so its sampler learns to stay away (None would
-        # mark the trial failed: ignored by the sampler, and a search whose every trial fails ends in a traceback).
-        return 0.0
+            sys.exit(getattr(err, "exit_code", 2))
+    except Exception as err:  # noqa: BLE001 — a crash (a bug, a library failing): keep its error with the run
+        output_dir, _, _, multirun = run_identity(cfg)
+        log.exception("cnnlab: the run crashed")  # the whole traceback, into <run dir>/train.log
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        crash = CnnlabError(f"The run crashed: {type(err).__name__}: {first} (traceback in "
+                            f"{output_dir / 'train.log'}).")
+        if not multirun:
+            print_error(crash, output_dir)
+            raise
+        print_error(crash, output_dir)
+    # In a sweep the other jobs go on; SweepSummary lists this one's error.txt and fails the sweep. To an
+    # Optuna search the job scores 0.0, the worst accuracy, so its sampler learns to stay away (None would
+    # mark the trial failed: ignored by the sampler, and a search whose every trial fails ends in a traceback).
+    return 0.0
 
 
 if __name__ == "__main__":  # `python -m cnnlab.train`: how DDP ranks 1.. are started (cnnlab/distributed.py)

@@ -17,7 +17,6 @@ from lightning.pytorch.callbacks import (
 )
 
 from cnnlab.callbacks.cadence import CadenceCallback
-from cnnlab.callbacks.interrupt import InterruptCheckpoint
 from cnnlab.callbacks.pictures import (
     ActivationPictures,
     AttributionPictures,
@@ -27,6 +26,7 @@ from cnnlab.callbacks.pictures import (
 )
 from cnnlab.callbacks.probes import PROBES
 from cnnlab.callbacks.progress import ProgressBar
+from cnnlab.callbacks.resume import ResumeCheckpoint
 from cnnlab.callbacks.throughput import Throughput
 from cnnlab.registry import Registry
 
@@ -40,10 +40,10 @@ def _checkpoint(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
     return ModelCheckpoint(dirpath=str(output_dir / "checkpoints"), **options)
 
 
-@CALLBACKS.register("interrupt_checkpoint")
-def _on_exception(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
-    # Ctrl-C or a crash mid-epoch still leaves checkpoints/interrupted.ckpt: nothing lost.
-    return InterruptCheckpoint(dirpath=output_dir / "checkpoints", **options)
+@CALLBACKS.register("resume_checkpoint")
+def _resume(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
+    # checkpoints/resume.ckpt every few steps and when the run is stopped: what resume=true goes on from.
+    return ResumeCheckpoint(dirpath=output_dir / "checkpoints", **options)
 
 
 @CALLBACKS.register("early_stopping")

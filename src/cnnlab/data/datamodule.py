@@ -160,7 +160,8 @@ class ImageDataModule(L.LightningDataModule):
             trainer = getattr(self, "trainer", None)
             return ResidentLoader(dataset, batch_size, shuffle, seed=self._shuffle_seed,
                                   rank=trainer.global_rank if trainer else 0,
-                                  world_size=trainer.world_size if trainer else 1)
+                                  world_size=trainer.world_size if trainer else 1,
+                                  trained=(lambda: batches_trained(trainer)) if trainer and shuffle else None)
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
                           multiprocessing_context=_WORKER_START if self.num_workers > 0 else None)
@@ -173,6 +174,14 @@ class ImageDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader | ResidentLoader:
         return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
+
+
+def batches_trained(trainer) -> int:
+    """Batches of the current epoch that a checkpoint saved now counts as trained: one whose optimizer step ran
+    counts even before its on_train_batch_end hooks end (Lightning completes it on restore); one cut short
+    (Ctrl-C mid-step) does not, and is trained again."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress.current
+    return progress.processed if progress.processed == progress.started else progress.completed
 
 
 def datamodule_from_config(cfg: Mapping[str, Any]) -> ImageDataModule:

@@ -5,6 +5,7 @@ work (PIL, collate, worker processes) is what makes the DataLoader path slow for
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -60,14 +61,21 @@ class ResidentSubset(Dataset):
 class ResidentLoader:
     """Batches of a resident split, in a fresh order each epoch (seeded by the run seed and the epoch, so a
     resumed run sees the same order); under DDP each rank takes every world_size-th image. Lightning calls
-    `loader.sampler.set_epoch(epoch)` at each epoch start, as it does for a DataLoader's sampler."""
+    `loader.sampler.set_epoch(epoch)` at each epoch start, as it does for a DataLoader's sampler.
+
+    It is resumable mid-epoch: Lightning stores `state_dict()` in each checkpoint and hands it back to
+    `load_state_dict()` on resume, and the next iteration skips the batches already trained on. Each batch's
+    augmentation draws from a generator of its own (seed, epoch, batch), so skipping needs no replay."""
 
     def __init__(self, subset: ResidentSubset, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, trained: Callable[[], int] | None = None) -> None:
         self.subset, self.batch_size, self.shuffle = subset, batch_size, shuffle
         self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.trained = trained  # batches of this epoch the trainer counts as trained
         self.epoch = 0
         self.sampler, self.batch_sampler = self, None  # what Lightning looks for on a DataLoader
+        self._served, self._exhausted = 0, False  # batches handed out this epoch; whether the epoch ran out
+        self._skip: tuple[int, int] | None = None  # (epoch, batches) to skip, from a checkpoint
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -75,6 +83,20 @@ class ResidentLoader:
     @property
     def dataset(self) -> ResidentSubset:
         return self.subset
+
+    def state_dict(self) -> dict[str, int]:
+        # The trainer knows best which batches count as trained (a step cut short by Ctrl-C does not). Else:
+        # Lightning holds one batch fetched ahead (to know which one is the last), so one fewer than handed out.
+        if self.trained is not None:
+            consumed = self.trained()
+        else:
+            consumed = self._served if self._exhausted else max(self._served - 1, 0)
+        return {"epoch": self.epoch, "consumed": consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        # Lightning makes the first iterator before it calls set_epoch: it must already be the saved epoch's.
+        self.epoch = int(state["epoch"])
+        self._skip = (self.epoch, int(state["consumed"]))
 
     def _per_rank(self) -> int:
         return math.ceil(len(self.subset) / self.world_size)
@@ -84,14 +106,21 @@ class ResidentLoader:
 
     def __iter__(self):
         device = self.subset.images.device
-        g = torch.Generator(device=device).manual_seed(self.seed * 100_003 + self.epoch)
+        epoch_seed = (self.seed * 100_003 + self.epoch) % 2**62
         order = self.subset.indices
         if self.shuffle:
+            g = torch.Generator(device=device).manual_seed(epoch_seed)
             order = order[torch.randperm(len(order), generator=g, device=device)]
         if self.world_size > 1:  # pad by wrapping round, as DistributedSampler does, so ranks step together
             order = order.repeat(math.ceil(self._per_rank() * self.world_size / len(order)))
             order = order[: self._per_rank() * self.world_size][self.rank :: self.world_size]
+        skip = self._skip[1] if self._skip and self._skip[0] == self.epoch else 0
+        self._skip = None
+        self._served, self._exhausted = skip, False
         images, labels = self.subset.images, self.subset.labels
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for b in range(skip, len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            g = torch.Generator(device=device).manual_seed((epoch_seed * 1_000_003 + b) % 2**62)
+            self._served += 1
             yield self.subset.transform(images[idx], g), labels[idx]
+        self._exhausted = True

@@ -18,35 +18,39 @@ class QuietWandbLogger(WandbLogger):
         self._wandb_init.pop("anonymous", None)
 
 
-# Each factory gets (run dir, run name, sweep group, **options from the config).
+# Each factory gets (run dir, run name, sweep group, W&B id to append to or None, **options from the config).
 LOGGERS: Registry[Callable[..., Logger]] = Registry("logger", config_key="logger")
 
 
 @LOGGERS.register("wandb")
-def _wandb(output_dir: Path, name: str, group: str | None, project: str = "cnnlab", offline: bool = True,
-           **options: Any) -> Logger:
+def _wandb(output_dir: Path, name: str, group: str | None, resume_id: str | None, project: str = "cnnlab",
+           offline: bool = True, **options: Any) -> Logger:
     # Files land in <run dir>/wandb/offline-run-*/: view with `wandb leet`, upload later with `wandb sync`.
+    # A resumed run appends to its W&B run: same id (a second offline-run-* folder that `wandb sync` joins).
+    if resume_id:
+        options.update(id=resume_id, resume="allow")
     return QuietWandbLogger(name=name, group=group, project=project, save_dir=str(output_dir), offline=offline,
-                       **options)
+                            **options)
 
 
 @LOGGERS.register("tensorboard")
-def _tensorboard(output_dir: Path, name: str, group: str | None, **options: Any) -> Logger:
+def _tensorboard(output_dir: Path, name: str, group: str | None, resume_id: str | None, **options: Any) -> Logger:
     return TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", **options)
 
 
 @LOGGERS.register("csv")
-def _csv(output_dir: Path, name: str, group: str | None, **options: Any) -> Logger:
+def _csv(output_dir: Path, name: str, group: str | None, resume_id: str | None, **options: Any) -> Logger:
     return CSVLogger(save_dir=str(output_dir), name="csv", version="", **options)
 
 
-def build_loggers(cfg: Mapping[str, Any] | None, output_dir: Path, name: str, group: str | None) -> list[Logger]:
+def build_loggers(cfg: Mapping[str, Any] | None, output_dir: Path, name: str, group: str | None,
+                  resume_id: str | None = None) -> list[Logger]:
     """`cfg` maps logger names to their options; `logger=[wandb,csv]` gives both, `logger=none` none."""
     loggers = []
     for kind, options in (cfg or {}).items():
         if options is None:  # `logger.wandb=null` switches one off
             continue
-        loggers.append(LOGGERS.build(kind, output_dir, name, group, **dict(options)))
+        loggers.append(LOGGERS.build(kind, output_dir, name, group, resume_id, **dict(options)))
     return loggers
 
 
@@ -57,12 +61,18 @@ def record_summary(loggers: list[Logger], values: dict[str, Any]) -> None:
             logger.experiment.summary.update(values)
 
 
-def finish_loggers(loggers: list[Logger]) -> None:
+def record_failure(loggers: list[Logger], err: BaseException, step: int) -> None:
+    """A run that stopped early says so in its W&B summary: what went wrong, and at which step."""
+    message = str(err).strip() or type(err).__name__
+    record_summary(loggers, {"failed": True, "error": message, "failed_at_step": step})
+
+
+def finish_loggers(loggers: list[Logger], failed: bool = False) -> None:
     """End each W&B run, so every job of a multirun gets a run of its own (Lightning's finalize does not;
-    it already finalizes the other loggers at the end of fit and test)."""
+    it already finalizes the other loggers at the end of fit and test). A failed run ends in state failed."""
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger.experiment.finish()
+            logger.experiment.finish(exit_code=1 if failed else 0)
 
 
 def view_hints(loggers: list[Logger]) -> list[tuple[str, str]]:

@@ -70,7 +70,8 @@ def read_run(run_dir: Path, name: str | None = None) -> Run:
     return Run(
         dir=run_dir,
         name=name or run_dir.name,
-        overrides=list(yaml.safe_load(overrides_file.read_text()) or []) if overrides_file.exists() else [],
+        overrides=[o for o in (yaml.safe_load(overrides_file.read_text()) or []) if not o.startswith("resume=")]
+        if overrides_file.exists() else [],  # how it was run, not what it is
         config=(yaml.safe_load(config_file.read_text()) or {}) if config_file.exists() else {},
         results=results,
         error=error,

@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cnnlab.resume import SWEEP_SUMMARY
 from cnnlab.summary import short_path
 
 
@@ -41,8 +43,12 @@ class SweepSummary(Callback):
                 table.add_row(run.name, overrides, "-", "-", f"[red]failed:[/] {escape(first_sentence(run.error))}")
         Console(soft_wrap=False).print(table)
         failed = [run.name for run in runs if not run.ok]
+        # The sweep ended: resume=true goes back to it only if some job failed (and then runs just those).
+        record = {"jobs": len(runs), "failed": {run.name: run.error for run in runs if not run.ok}}
+        (sweep_dir / SWEEP_SUMMARY).write_text(yaml.safe_dump(record, sort_keys=False, allow_unicode=True))
         if failed:
             Console(stderr=True).print(f"[bold red]cnnlab: {len(failed)} of {len(runs)} job(s) failed:[/] "
-                                       f"{', '.join(failed)} (each job dir has its error.txt)")
+                                       f"{', '.join(failed)} (each job dir has its error.txt). Run the same "
+                                       "command with resume=true to redo only those.", highlight=False)
             sys.exit(1)
         Console().print(f"Report: cnnlab-report {short_path(sweep_dir)}", highlight=False)

@@ -1,0 +1,178 @@
+"""Nothing lost when a run or a sweep is killed: `resume=true` (or `resume=<run or sweep dir>`) runs the same
+command again in the same directory, where each run picks up from its newest checkpoint and W&B run id, and
+finished runs are not run again.
+
+Two halves. Before Hydra makes a directory, the `${cnnlab_dir:...}` resolver (conf/hydra/default.yaml and
+each experiment's sweep dir) picks the earlier directory to reuse. Then, inside the run, `resume_point()` finds
+what that directory already holds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnlab.errors import CnnlabError
+
+#: what marks a finished sweep: SweepSummary writes it when every job has ended
+SWEEP_SUMMARY = "sweep.yaml"
+#: the checkpoint written every few steps and when a run is stopped (SIGTERM, Ctrl-C, a crash)
+RESUME_CKPT = "resume.ckpt"
+#: keys of a run's config.yaml that may differ between its first start and a resumed one
+VOLATILE_KEYS = ("resume", "ckpt_path", "paths")
+
+
+def _is_off(resume: Any) -> bool:
+    return resume in (None, False) or str(resume).lower() in ("false", "none", "null", "")
+
+
+def _same(overrides: Sequence[str]) -> list[str]:
+    """The overrides that make two commands the same: all but resume=..."""
+    return sorted(o for o in overrides if o.partition("=")[0].lstrip("+~") != "resume")
+
+
+def _read_overrides(directory: Path, kind: str) -> list[str] | None:
+    try:
+        if kind == "run":
+            return list(yaml.safe_load((directory / ".hydra" / "overrides.yaml").read_text()) or [])
+        saved = yaml.safe_load((directory / "multirun.yaml").read_text()) or {}
+        return list(saved["hydra"]["overrides"]["task"] or [])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+
+
+def is_finished(directory: Path, kind: str) -> bool:
+    """A run with results.json; a sweep whose summary says every job ended well."""
+    if kind == "run":
+        return (directory / "results.json").exists()
+    try:
+        summary = yaml.safe_load((directory / SWEEP_SUMMARY).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return not summary.get("failed")
+
+
+def _check_writable(base: Path) -> None:
+    probe = base
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        why = "not a directory" if not probe.is_dir() else "not writable"
+        raise CnnlabError(f"Cannot write runs under {base}: {probe} is {why}. Valid: a writable folder, e.g. "
+                          "paths.log_dir=logs (or CNNLAB_LOG_DIR=<dir>).")
+
+
+def choose_dir(kind: str, base: str, stamp: str, resume: Any, overrides: Sequence[str]) -> str:
+    """The directory of a new run or sweep: `base/stamp`, unless `resume` names one to reuse.
+
+    resume=true reuses the newest unfinished run (or sweep) under `base` made by the same command (same
+    overrides), and starts a new one when there is none: a scheduler can requeue the same line every time."""
+    base_path = Path(base)
+    _check_writable(base_path)
+    fresh = str(base_path / stamp)
+    if _is_off(resume):
+        return fresh
+    wanted = _same(overrides)
+    if str(resume).lower() != "true":
+        chosen = Path(str(resume)).expanduser()
+        what = "run dir (with .hydra/overrides.yaml)" if kind == "run" else "sweep dir (with multirun.yaml)"
+        saved = _read_overrides(chosen, kind)
+        if saved is None:
+            other = "sweep" if kind == "run" else "run"
+            hint = f" It looks like a {other} dir: {'add' if kind == 'run' else 'drop'} -m." \
+                if _read_overrides(chosen, other) is not None else ""
+            raise CnnlabError(f"resume={resume} is not a cnnlab {what}.{hint} Valid: resume=true (the newest "
+                              f"unfinished one of this command) or resume=<a {kind} dir under {base}>.")
+        if _same(saved) != wanted:
+            raise CnnlabError(f"resume={resume} was started by another command: its overrides are "
+                              f"[{' '.join(_same(saved))}], this command's are [{' '.join(wanted)}]. Valid: run "
+                              f"it with its own overrides (and resume={resume}), or resume=false for a new one.")
+        return str(chosen)
+    depth = len(Path(stamp).parts)
+    candidates = sorted(base_path.glob("/".join(["*"] * depth))) if base_path.is_dir() else []
+    for directory in reversed(candidates):  # newest first: the stamps sort by time
+        if _read_overrides(directory, kind) is not None and _same(_read_overrides(directory, kind)) == wanted:
+            if not is_finished(directory, kind):
+                print(f"cnnlab: resuming {directory}", flush=True)
+                return str(directory)
+            break  # the newest of this command has finished: start a new one
+    return fresh
+
+
+def _resolver(kind: str, base: str, stamp: str, resume: Any, overrides: Sequence[str]) -> str:
+    return choose_dir(kind, base, stamp, resume, list(overrides))
+
+
+def register() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("cnnlab_dir"):
+        # Cached: a sweep's jobs (even in other processes) get the directory the sweep chose, as with ${now:}.
+        OmegaConf.register_new_resolver("cnnlab_dir", _resolver, use_cache=True)
+
+
+@dataclass
+class ResumePoint:
+    """What an earlier start of this run left in its run dir."""
+
+    results: dict[str, Any] | None  # results.json when it finished
+    checkpoint: Path | None         # the newest readable checkpoint to go on from
+    wandb_id: str | None            # the W&B run to append to
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(f"{prefix}.{key}" if prefix else str(key), item))
+        return out
+    return {prefix: value}
+
+
+def config_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    keep = lambda cfg: {k: v for k, v in _flatten("", cfg).items() if k.split(".")[0] not in VOLATILE_KEYS}
+    before, after = keep(saved), keep(now)
+    return [f"{k}={before.get(k)!r} (now {after.get(k)!r})" for k in sorted(set(before) | set(after))
+            if before.get(k) != after.get(k)]
+
+
+def _step_of(path: Path) -> int | None:
+    """The global step a checkpoint was saved at; None when it cannot be read (a kill mid-write)."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(ckpt["global_step"])
+    except Exception:  # noqa: BLE001 — any damage means: not this one
+        return None
+
+
+def wandb_run_id(run_dir: Path) -> str | None:
+    """The id of the W&B run an earlier start wrote (wandb/offline-run-<time>-<id>, or run-... online)."""
+    folders = sorted((run_dir / "wandb").glob("*run-*-*"), key=lambda p: p.name.split("-")[-2])
+    folders = [p for p in folders if p.is_dir() and p.name.split("-")[0] in ("run", "offline")]
+    return folders[-1].name.rsplit("-", 1)[-1] if folders else None
+
+
+def resume_point(run_dir: Path, config: dict[str, Any]) -> ResumePoint:
+    """Refuse a run dir that holds another config's run; else what there is to go on from."""
+    import json
+
+    saved_file = run_dir / "config.yaml"
+    if not saved_file.exists():
+        return ResumePoint(None, None, None)  # nothing ran here yet
+    diffs = config_differences(yaml.safe_load(saved_file.read_text()) or {}, config)
+    if diffs:
+        raise CnnlabError(f"resume: {run_dir} holds a run of a different config: {'; '.join(diffs[:6])}"
+                          f"{' ...' if len(diffs) > 6 else ''}. Valid: the command that started it (its config "
+                          f"is {saved_file}), or resume=false for a new run.")
+    results_file = run_dir / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else None
+    found = [(step, path) for path in (run_dir / "checkpoints").glob("*.ckpt")
+             if path.name in (RESUME_CKPT, "last.ckpt") and (step := _step_of(path)) is not None]
+    checkpoint = max(found, key=lambda sp: (sp[0], sp[1].name == "last.ckpt"))[1] if found else None
+    return ResumePoint(results, checkpoint, wandb_run_id(run_dir))

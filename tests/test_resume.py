@@ -1,0 +1,198 @@
+"""Nothing lost: a run killed at any point goes on with `resume=true` and ends exactly where an uninterrupted
+one ends; a nan loss stops the run naming its step; a sweep's failed job neither stops the others nor is
+forgotten, and a re-run redoes only what failed or is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.data import DATASETS
+from cnnlab.data.resident import ResidentLoader, ResidentSubset
+from cnnlab.data.transforms import BatchTransform
+from cnnlab.loggers.wandb_offline import find_runs, read_run
+from conftest import CLI, run_cli
+
+QUIET = ["++callbacks.rich_progress_bar=null", "++callbacks.model_summary=null", "++trainer.enable_progress_bar=false"]
+# A real run long enough to be killed in the middle: 3 epochs of 40 batches, augmented (so the resumed data
+# order and augmentation draws are checked too), W&B offline, a resume checkpoint every 3 steps.
+RUN = ["debug=limit", "trainer.accelerator=cpu", "trainer.max_epochs=3", "trainer.limit_train_batches=40",
+       "transforms=affine", "callbacks=base", "callbacks.resume_checkpoint.every_n_steps=3",
+       *QUIET]
+
+
+def final_metrics(results: dict) -> dict:
+    """What a run ends with: every test number, the best validation accuracy, epochs, confusion matrix."""
+    return {k: v for k, v in results.items() if k.startswith("test/") or k in ("val/best", "epochs",
+                                                                                "confusion_matrix")}
+
+
+def one_run_dir(cwd: Path) -> Path:
+    (run_dir,) = list((cwd / "logs" / "runs").glob("*/*"))
+    return run_dir
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def ckpt_step(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    cwd = tmp_path_factory.mktemp("uninterrupted")
+    done = run_cli(*RUN, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return results(one_run_dir(cwd))
+
+
+def start(cwd: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "CNNLAB_LOG_DIR"}
+    return subprocess.Popen([CLI, *RUN], cwd=cwd, env={**env, "WANDB_SILENT": "true", "COLUMNS": "200"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_training(cwd: Path, proc: subprocess.Popen) -> Path:
+    """The run dir, once its first resume checkpoint is on disk (training is under way)."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        found = list((cwd / "logs" / "runs").glob("*/*/checkpoints/resume.ckpt"))
+        if found:
+            return found[0].parent.parent
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    raise AssertionError("the run never wrote checkpoints/resume.ckpt")
+
+
+def test_kill_9_at_a_random_step_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, uninterrupted):
+    proc = start(tmp_path)
+    run_dir = wait_for_training(tmp_path, proc)
+    time.sleep(random.uniform(0.0, 1.5))  # somewhere in the 120 steps
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "results.json").exists(), "killed too late: the run had finished"
+    killed_at = max(ckpt_step(p) for p in (run_dir / "checkpoints").glob("*.ckpt"))
+    assert 0 < killed_at < 120
+
+    done = run_cli(*RUN, "resume=true", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cnnlab: resuming" in done.stdout and "from resume.ckpt" in done.stdout or "from last.ckpt" in done.stdout
+    assert one_run_dir(tmp_path) == run_dir  # the same run dir, no second one
+    assert final_metrics(results(run_dir)) == final_metrics(uninterrupted), killed_at
+
+    # One W&B run id, in two offline segments (offline-run-<time>-<id>; the first, killed -9, may be cut short):
+    # the second goes on from the step the checkpoint holds, and `wandb sync` appends both to that one run.
+    first, second = find_runs(run_dir)
+    assert first.name.rsplit("-", 1)[1] == second.name.rsplit("-", 1)[1]
+    resumed_run = read_run(second)
+    assert resumed_run["id"] == second.name.rsplit("-", 1)[1] and resumed_run["state"] == "finished"
+    steps = [row["trainer/global_step"] for row in resumed_run["history"] if "trainer/global_step" in row]
+    assert steps and min(steps) >= killed_at
+    assert resumed_run["summary"]["test/acc"] == uninterrupted["test/acc"]
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_ends_with_the_uninterrupted_metrics(tmp_path, uninterrupted):
+    proc = start(tmp_path)
+    run_dir = wait_for_training(tmp_path, proc)
+    time.sleep(random.uniform(0.0, 1.0))
+    proc.send_signal(signal.SIGTERM)  # what a scheduler sends before it kills
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-3000:]
+    stopped_at = ckpt_step(run_dir / "checkpoints" / "resume.ckpt")
+    assert f"Stopped by SIGTERM at step {stopped_at}" in " ".join(stderr.split())
+    assert "resume=true" in stderr and "Traceback" not in stderr
+    assert (run_dir / "error.txt").exists()
+
+    done = run_cli(*RUN, "resume=true", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (run_dir / "error.txt").exists()  # the stop is over
+    assert final_metrics(results(run_dir)) == final_metrics(uninterrupted), stopped_at
+    # Once finished, resume=true starts a new run: the same line can be requeued for ever.
+    again = run_cli(*RUN, "trainer.max_epochs=1", "resume=true", cwd=tmp_path)
+    assert again.returncode == 0 and len(list((tmp_path / "logs" / "runs").glob("*/*"))) == 2
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_keeps_finite_checkpoints_and_tells_wandb(tmp_path):
+    # The step schedule multiplies the rate by 1e10 after epoch 0: epoch 1's first steps blow up for real.
+    done = run_cli("debug=limit", "trainer.accelerator=cpu", "trainer.max_epochs=2", "callbacks=base",
+                   "callbacks.resume_checkpoint.every_n_steps=5", "scheduler=step", "scheduler.step_size=1",
+                   "scheduler.gamma=1e10", *QUIET, cwd=tmp_path)
+    assert done.returncode == 2
+    message = " ".join(done.stderr.split())
+    assert "The training loss became nan/inf at step 2" in message and "(epoch 1, batch" in message
+    assert "lower optimizer.lr" in message and "Traceback" not in done.stderr
+    run_dir = one_run_dir(tmp_path)
+    bad_step = int(message.split("nan/inf at step ")[1].split()[0])
+    for ckpt in (run_dir / "checkpoints").glob("*.ckpt"):  # last good: before the bad step, finite
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        assert state["global_step"] <= bad_step, ckpt.name
+        assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+    assert (run_dir / "checkpoints" / "resume.ckpt").exists()
+    (wandb_run,) = [read_run(p) for p in find_runs(run_dir)]
+    assert wandb_run["summary"]["failed"] is True and wandb_run["state"] == "failed"
+    assert f"nan/inf at step {bad_step}" in wandb_run["summary"]["error"]
+    assert wandb_run["summary"]["failed_at_step"] >= bad_step
+
+
+SWEEP = ["-m", "optimizer.lr=0.002,1e9,0.001", "scheduler=none", "debug=limit", "trainer.accelerator=cpu",
+         "logger=none", "callbacks=base", *QUIET]
+
+
+def test_a_sweep_with_a_poisoned_job_finishes_the_others_reports_it_and_reruns_only_what_failed(tmp_path):
+    done = run_cli(*SWEEP, cwd=tmp_path)
+    assert done.returncode == 1
+    (sweep_dir,) = list((tmp_path / "logs" / "multiruns").glob("*/*"))
+    assert (sweep_dir / "0" / "results.json").exists() and (sweep_dir / "2" / "results.json").exists()
+    assert "nan/inf at step" in (sweep_dir / "1" / "error.txt").read_text()
+    out = " ".join(done.stdout.split())
+    assert "cnnlab sweep finished" in out and "failed: The training loss became nan/inf at step" in out
+    assert "1 of 3 job(s) failed: 1" in done.stderr and "resume=true" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+    report = subprocess.run([str(Path(CLI).parent / "cnnlab-report"), str(sweep_dir)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "## Failed runs" in (sweep_dir / "report.md").read_text()
+    assert "- run 1: The training loss became nan/inf at step" in (sweep_dir / "report.md").read_text()
+
+    # Re-run: job 0 finished (kept as is), job 1 failed (run again), job 2 went missing (run again).
+    kept = (sweep_dir / "0" / "results.json").stat().st_mtime_ns
+    shutil.rmtree(sweep_dir / "2")
+    again = run_cli(*SWEEP, "resume=true", cwd=tmp_path)
+    assert list((tmp_path / "logs" / "multiruns").glob("*/*")) == [sweep_dir]  # the same sweep dir
+    assert (sweep_dir / "0" / "results.json").stat().st_mtime_ns == kept
+    assert "finished before; not run again" in again.stdout
+    assert (sweep_dir / "2" / "results.json").exists()
+    assert "nan/inf" in (sweep_dir / "1" / "error.txt").read_text()  # tried again, failed again
+    assert again.returncode == 1 and "1 of 3 job(s) failed: 1" in again.stderr
+
+
+def test_the_resident_loader_goes_on_from_its_saved_position(mnist_digits):
+    images = (mnist_digits * 255).to(torch.uint8)
+    subset = ResidentSubset(images, torch.arange(256) % 10, list(range(256)),
+                            BatchTransform({"affine": {"degrees": 30}}, DATASETS.get("mnist"), 28, train=True))
+    loader = ResidentLoader(subset, 32, shuffle=True, seed=7)
+    loader.set_epoch(3)
+    whole = list(loader)
+    it = iter(loader)
+    [next(it) for _ in range(4)]  # Lightning holds one batch ahead: 3 trained, 1 fetched
+    state = loader.state_dict()
+    assert state == {"epoch": 3, "consumed": 3}
+    fresh = ResidentLoader(subset, 32, shuffle=True, seed=7)
+    fresh.load_state_dict(state)  # before set_epoch, as Lightning does it
+    rest = list(fresh)
+    assert len(rest) == len(whole) - 3
+    for (x, y), (x_whole, y_whole) in zip(rest, whole[3:]):
+        assert torch.equal(y, y_whole) and torch.equal(x, x_whole)  # same images, same augmentation draws
