@@ -38,11 +38,18 @@ def make_cfg(tmp_path: Path):
     GlobalHydra.instance().clear()
 
 
+def user_env() -> dict[str, str]:
+    """The environment of a user's shell: logs/ under the cwd (no CNNLAB_LOG_DIR), and no WANDB_SERVICE (the W&B
+    service that in-process tests start; a child joining it would share its runs, and a killed child's run id
+    would stay "in use" there)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CNNLAB_LOG_DIR", "WANDB_SERVICE")}
+    env.update(WANDB_SILENT="true", COLUMNS="200")
+    return env
+
+
 def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """`cnnlab-train ARGS` in a fresh process, as a user would type it."""
-    env = {k: v for k, v in os.environ.items() if k != "CNNLAB_LOG_DIR"}  # logs/ under cwd, the default
-    env.update(WANDB_SILENT="true", COLUMNS="200")
-    return subprocess.run([CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([CLI, *args], cwd=cwd, env=user_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def copy_shipped_mnist(dest: Path) -> Path:

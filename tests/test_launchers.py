@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from cnnlab import CONF_DIR
 from cnnlab.loggers.wandb_offline import find_runs, read_run
-from conftest import run_cli
+from conftest import run_cli, user_env
 
 QUICK = ["debug=limit", "callbacks=base", "trainer.accelerator=cpu", "callbacks.rich_progress_bar=null"]
 
@@ -135,8 +135,8 @@ def test_wandb_sweep_agent_command_is_a_working_cnnlab_train_call(tmp_path):
     assert command == ["/usr/bin/env", "cnnlab-train", "pooling=blur", "activation=tanh", "scheduler.max_lr=0.01",
                        "logger.wandb.offline=false"]
 
-    env = {k: v for k, v in os.environ.items() if k != "CNNLAB_LOG_DIR"}
-    env.update(WANDB_MODE="offline", WANDB_SILENT="true", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    env = user_env()
+    env.update(WANDB_MODE="offline", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
     done = subprocess.run([*command, *QUICK], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = one_dir("logs/runs/*/*", tmp_path)
@@ -202,14 +202,13 @@ train.main()
 
 
 def test_a_ddp_job_failing_on_rank_0_mid_fit_neither_hangs_nor_stops_the_sweep(tmp_path):
-    # Rank 1 waits in a collective that rank 0 never joins: the job must end its ranks itself, the interrupt
+    # Rank 1 waits in a collective that rank 0 never joins: the job must end its ranks itself, the resume
     # checkpoint must not wait for them (Trainer.save_checkpoint's barrier would, forever), and the next job
     # must start ranks of its own.
     (tmp_path / "fail_on_rank_0.py").write_text(FAIL_ON_RANK_0)
-    env = {k: v for k, v in os.environ.items() if k != "CNNLAB_LOG_DIR"}
     done = subprocess.run([sys.executable, "fail_on_rank_0.py", "-m", "trainer=ddp_cpu", "scheduler=none",
                            "optimizer.lr=0.002,0.001", *QUICK, "logger=csv"],
-                          cwd=tmp_path, env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=240)
+                          cwd=tmp_path, env=user_env(), capture_output=True, text=True, timeout=240)
     assert done.returncode == 1, done.stderr[-3000:]
     sweep_dir = one_dir("logs/multiruns/*/*", tmp_path)
     assert (sweep_dir / "0" / "error.txt").read_text() == "injected failure on rank 0 mid-fit.\n"

@@ -5,7 +5,6 @@ forgotten, and a re-run redoes only what failed or is missing."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import signal
@@ -20,7 +19,7 @@ from cnnlab.data import DATASETS
 from cnnlab.data.resident import ResidentLoader, ResidentSubset
 from cnnlab.data.transforms import BatchTransform
 from cnnlab.loggers.wandb_offline import find_runs, read_run
-from conftest import CLI, run_cli
+from conftest import CLI, run_cli, user_env
 
 QUIET = ["++callbacks.rich_progress_bar=null", "++callbacks.model_summary=null", "++trainer.enable_progress_bar=false"]
 # A real run long enough to be killed in the middle: 3 epochs of 40 batches, augmented (so the resumed data
@@ -58,8 +57,7 @@ def uninterrupted(tmp_path_factory) -> dict:
 
 
 def start(cwd: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "CNNLAB_LOG_DIR"}
-    return subprocess.Popen([CLI, *RUN], cwd=cwd, env={**env, "WANDB_SILENT": "true", "COLUMNS": "200"},
+    return subprocess.Popen([CLI, *RUN], cwd=cwd, env=user_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

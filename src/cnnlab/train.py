@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import sys
 import time
 import typing
@@ -66,9 +67,23 @@ def make_trainer(trainer_cfg: dict[str, Any], **kwargs: Any):
     check_types(trainer_cfg, typing.get_type_hints(L.Trainer.__init__), "trainer")
     try:
         return L.Trainer(**trainer_cfg, **kwargs)
-    except (MisconfigurationException, ValueError, TypeError) as err:
-        raise CnnlabError(f"The trainer settings {trainer_cfg} are not valid here: {err} "
+    except (MisconfigurationException, ValueError, TypeError, ImportError, RuntimeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CnnlabError(f"The trainer settings {trainer_cfg} are not valid here: {first} "
                           "(trainer=cpu always works; trainer=gpu/ddp need GPUs).") from None
+
+
+def check_run_keys(cfg: DictConfig) -> None:
+    """The top-level keys of train.yaml, checked before anything is built."""
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise CnnlabError(f"seed={cfg.seed!r} is not valid. Valid: a whole number >= 0, e.g. seed=42.")
+    for key in ("train", "test"):
+        if not isinstance(cfg[key], bool):
+            raise CnnlabError(f"{key}={cfg[key]!r} is not valid. Valid: {key}=true or {key}=false.")
+    smoothing = cfg.label_smoothing
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
+        raise CnnlabError(f"label_smoothing={smoothing!r} is not valid. Valid: a number in [0, 1), e.g. 0.1 "
+                          "(0: plain cross-entropy).")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -84,6 +99,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from cnnlab.module import ImageClassifier
     from cnnlab.resume import ResumePoint, resume_point
 
+    check_run_keys(cfg)
     if not cfg.train and not cfg.ckpt_path:
         raise CnnlabError("train=false only tests a trained model, and ckpt_path is not set. Valid: "
                           "train=false ckpt_path=<run dir>/checkpoints/last.ckpt (or a best-*.ckpt), or train=true.")
@@ -201,5 +217,38 @@ def main(cfg: DictConfig) -> float | None:
     return 0.0
 
 
+def user_error(err: BaseException) -> CnnlabError | None:
+    """The CnnlabError behind `err`, if any: Hydra and OmegaConf wrap one raised while they resolve the config."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, CnnlabError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def cli() -> None:
+    """`cnnlab-train`. An error raised while Hydra sets a run up (the run dir's resolver: a bad resume=, an
+    unwritable log dir) would reach the user as Hydra's traceback; here it is one paragraph. Hydra's own
+    config errors print as Hydra prints them; a crash keeps its full traceback."""
+    from hydra.errors import CompactHydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors out of Hydra's own reporting, to here
+    try:
+        main()
+    except Exception as err:  # noqa: BLE001 — sorted below; anything else is re-raised
+        found = user_error(err)
+        if found is not None:
+            print_error(found)
+            sys.exit(getattr(found, "exit_code", 2))
+        if isinstance(err, CompactHydraException):
+            cause = f"{err.__cause__}\n" if isinstance(err.__cause__, OmegaConfBaseException) else ""
+            sys.stderr.write(f"{err}\n{cause}")
+            sys.exit(1)
+        raise
+
+
 if __name__ == "__main__":  # `python -m cnnlab.train`: how DDP ranks 1.. are started (cnnlab/distributed.py)
-    main()
+    cli()

@@ -60,8 +60,11 @@ class ImageDataModule(L.LightningDataModule):
         if self.image_size < 1:
             raise CnnlabError(f"data.image_size must be a positive number of pixels, got {image_size}.")
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise CnnlabError(f"data.{key} must be a positive integer, got {value!r}.")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise CnnlabError(f"data.num_workers must be a whole number >= 0 (0: load in the training process), "
+                              f"got {num_workers!r}.")
         if isinstance(train_fraction, bool) or not isinstance(train_fraction, (int, float)) or not 0 < train_fraction <= 1:
             raise CnnlabError(f"data.train_fraction must be a number in (0, 1], the share of the training images "
                               f"to train on (0.1 = 10 %), got {train_fraction!r}.")

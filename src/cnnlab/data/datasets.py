@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +66,18 @@ def unpack_shipped(spec: DatasetSpec, root: Path) -> None:
         if target.exists() or not packed.exists():
             continue
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".unpack-") as tmp:
-            extract_archive(str(packed), tmp)
+            try:
+                extract_archive(str(packed), tmp)
+            except (EOFError, OSError, zlib.error) as err:  # a truncated or damaged .gz
+                raise _damaged_error(spec, packed, err) from None
             os.replace(Path(tmp) / target.name, target)
+
+
+def _damaged_error(spec: DatasetSpec, where: Path, cause: BaseException) -> CnnlabError:
+    first = (str(cause).strip().splitlines() or [""])[0][:200]
+    return CnnlabError(f"Dataset '{spec.name}' at {where} is damaged ({type(cause).__name__}: {first}). Valid: "
+                       f"whole files: delete {where.parent if where.is_file() else where} and copy or download them "
+                       "again (data/MNIST/raw/*.gz ship with cnnlab), or point paths.data_dir at a good copy.")
 
 
 def _missing_error(spec: DatasetSpec, root: Path, download: bool, cause: BaseException | None) -> CnnlabError:
@@ -95,7 +106,9 @@ def load_split(spec: DatasetSpec, root: str | Path, train: bool, transform: Call
 
     try:
         return make(False)
-    except RuntimeError:  # torchvision: "Dataset not found or corrupted"
+    except (RuntimeError, ValueError, EOFError, OSError) as err:  # torchvision: "Dataset not found or corrupted"
+        if issubclass(spec.cls, tvd.MNIST) and all(f.exists() for f in spec.expected_files(root)):
+            raise _damaged_error(spec, spec.expected_files(root)[0].parent, err) from None  # there, but unreadable
         if not download:
             raise _missing_error(spec, root, download, None) from None
     try:
