@@ -8,19 +8,11 @@ from typing import Any
 
 import torch
 
+from cnnlab.config import flatten
 from cnnlab.errors import CnnlabError
 
 # The hyperparameters that decide the network's shape: a checkpoint must agree on all of them.
 ARCHITECTURE_KEYS = ("model", "num_classes", "in_channels", "pooling", "activation")
-
-
-def _flatten(prefix: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(f"{prefix}.{k}", v))
-        return out
-    return {prefix: value}
 
 
 def load_checked(path: str | Path, hparams: dict[str, Any], module: torch.nn.Module) -> dict[str, Any]:
@@ -42,7 +34,7 @@ def load_checked(path: str | Path, hparams: dict[str, Any], module: torch.nn.Mod
     saved = ckpt["hyper_parameters"]
     diffs = []
     for key in ARCHITECTURE_KEYS:
-        have, want = _flatten(key, saved.get(key)), _flatten(key, hparams.get(key))
+        have, want = flatten(saved.get(key), key), flatten(hparams.get(key), key)
         diffs += [f"{k}={have.get(k)!r} (this run: {want.get(k)!r})" for k in sorted(set(have) | set(want))
                   if have.get(k) != want.get(k)]
     if diffs:

@@ -17,6 +17,16 @@ if not OmegaConf.has_resolver("cnnlab_root"):
 resume.register()  # ${cnnlab_dir:...}: the run or sweep dir, an earlier one with resume=true
 
 
+def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    """{'model': {'name': 'x'}} → {'model.name': 'x'}: nested settings as the dotted keys users override."""
+    if not isinstance(values, dict):
+        return {prefix: values}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
 def to_plain(cfg: DictConfig | Any) -> Any:
     """A resolved plain dict/list, safe for save_hyperparameters and W&B."""
     if isinstance(cfg, DictConfig) or OmegaConf.is_config(cfg):

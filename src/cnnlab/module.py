@@ -133,10 +133,10 @@ class ImageClassifier(L.LightningModule):
             batches = self.trainer.num_training_batches if self._trainer is not None else 0
             where = (f" (epoch {step // batches}, batch {step % batches})"
                      if isinstance(batches, int) and batches > 0 else "")
-            saved = (f" in {Path(self.trainer.default_root_dir) / 'checkpoints'}" if self._trainer is not None else "")
+            saved = f" in {Path(self.trainer.default_root_dir) / 'checkpoints'}" if self._trainer is not None else ""
             raise NonFiniteLossError(
-                f"The training loss became nan/inf at step {step}{where}, so the run stopped. Any checkpoints it saved"
-                f"{saved} hold finite weights from before that step. Valid runs keep the loss finite: lower "
+                f"The training loss became nan/inf at step {step}{where}, so the run stopped. Any checkpoints it "
+                f"saved{saved} hold finite weights from before that step. Valid runs keep the loss finite: lower "
                 "optimizer.lr (or scheduler.max_lr), clip gradients (trainer.gradient_clip_val=1.0), or check the "
                 "data for nan pixels.")
 

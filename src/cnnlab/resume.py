@@ -95,7 +95,7 @@ def choose_dir(kind: str, base: str, stamp: str, resume: Any, overrides: Sequenc
     depth = len(Path(stamp).parts)
     candidates = sorted(base_path.glob("/".join(["*"] * depth))) if base_path.is_dir() else []
     for directory in reversed(candidates):  # newest first: the stamps sort by time
-        if _read_overrides(directory, kind) is not None and _same(_read_overrides(directory, kind)) == wanted:
+        if (saved := _read_overrides(directory, kind)) is not None and _same(saved) == wanted:
             if not is_finished(directory, kind):
                 print(f"cnnlab: resuming {directory}", flush=True)
                 return str(directory)
@@ -103,16 +103,12 @@ def choose_dir(kind: str, base: str, stamp: str, resume: Any, overrides: Sequenc
     return fresh
 
 
-def _resolver(kind: str, base: str, stamp: str, resume: Any, overrides: Sequence[str]) -> str:
-    return choose_dir(kind, base, stamp, resume, list(overrides))
-
-
 def register() -> None:
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("cnnlab_dir"):
         # Cached: a sweep's jobs (even in other processes) get the directory the sweep chose, as with ${now:}.
-        OmegaConf.register_new_resolver("cnnlab_dir", _resolver, use_cache=True)
+        OmegaConf.register_new_resolver("cnnlab_dir", choose_dir, use_cache=True)
 
 
 @dataclass
@@ -124,17 +120,10 @@ class ResumePoint:
     wandb_id: str | None            # the W&B run to append to
 
 
-def _flatten(prefix: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(f"{prefix}.{key}" if prefix else str(key), item))
-        return out
-    return {prefix: value}
-
-
 def config_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    keep = lambda cfg: {k: v for k, v in _flatten("", cfg).items() if k.split(".")[0] not in VOLATILE_KEYS}
+    from cnnlab.config import flatten
+
+    keep = lambda cfg: {k: v for k, v in flatten(cfg).items() if k.split(".")[0] not in VOLATILE_KEYS}
     before, after = keep(saved), keep(now)
     return [f"{k}={before.get(k)!r} (now {after.get(k)!r})" for k in sorted(set(before) | set(after))
             if before.get(k) != after.get(k)]
