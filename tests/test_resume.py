@@ -181,7 +181,7 @@ def test_the_resident_loader_goes_on_from_its_saved_position(mnist_digits):
     images = (mnist_digits * 255).to(torch.uint8)
     subset = ResidentSubset(images, torch.arange(256) % 10, list(range(256)),
                             BatchTransform({"affine": {"degrees": 30}}, DATASETS.get("mnist"), 28, train=True))
-    loader = ResidentLoader(subset, 32, shuffle=True, seed=7)
+    loader = ResidentLoader(subset, 32, shuffle=True, seed=7, trained=lambda: 3)  # the trainer: 3 trained
     loader.set_epoch(3)
     whole = list(loader)
     it = iter(loader)

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 class CnnlabError(Exception):
     """A user-facing error: the message names the bad value and what would be valid."""
 
+    exit_code = 2  # what cnnlab-train exits with after printing it
+
 
 class NonFiniteLossError(CnnlabError):
     """The training loss became nan or inf; the message names the step."""

@@ -200,17 +200,16 @@ def main(cfg: DictConfig) -> float | None:
         output_dir, _, _, multirun = run_identity(cfg)
         print_error(err, output_dir)
         if not multirun:
-            sys.exit(getattr(err, "exit_code", 2))
+            sys.exit(err.exit_code)
     except Exception as err:  # noqa: BLE001 — a crash (a bug, a library failing): keep its error with the run
         output_dir, _, _, multirun = run_identity(cfg)
         log.exception("cnnlab: the run crashed")  # the whole traceback, into <run dir>/train.log
         first = (str(err).strip().splitlines() or [""])[0][:300]
         crash = CnnlabError(f"The run crashed: {type(err).__name__}: {first} (traceback in "
                             f"{output_dir / 'train.log'}).")
-        if not multirun:
-            print_error(crash, output_dir)
-            raise
         print_error(crash, output_dir)
+        if not multirun:
+            raise
     # In a sweep the other jobs go on; SweepSummary lists this one's error.txt and fails the sweep. To an
     # Optuna search the job scores 0.0, the worst accuracy, so its sampler learns to stay away (None would
     # mark the trial failed: ignored by the sampler, and a search whose every trial fails ends in a traceback).
@@ -242,7 +241,7 @@ def cli() -> None:
         found = user_error(err)
         if found is not None:
             print_error(found)
-            sys.exit(getattr(found, "exit_code", 2))
+            sys.exit(found.exit_code)
         if isinstance(err, CompactHydraException):
             cause = f"{err.__cause__}\n" if isinstance(err.__cause__, OmegaConfBaseException) else ""
             sys.stderr.write(f"{err}\n{cause}")

@@ -71,10 +71,9 @@ class ResidentLoader:
                  world_size: int = 1, trained: Callable[[], int] | None = None) -> None:
         self.subset, self.batch_size, self.shuffle = subset, batch_size, shuffle
         self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.trained = trained  # batches of this epoch the trainer counts as trained
+        self.trained = trained  # batches of this epoch the trainer counts as trained (None: no trainer, no resume)
         self.epoch = 0
         self.sampler, self.batch_sampler = self, None  # what Lightning looks for on a DataLoader
-        self._served, self._exhausted = 0, False  # batches handed out this epoch; whether the epoch ran out
         self._skip: tuple[int, int] | None = None  # (epoch, batches) to skip, from a checkpoint
 
     def set_epoch(self, epoch: int) -> None:
@@ -85,13 +84,9 @@ class ResidentLoader:
         return self.subset
 
     def state_dict(self) -> dict[str, int]:
-        # The trainer knows best which batches count as trained (a step cut short by Ctrl-C does not). Else:
-        # Lightning holds one batch fetched ahead (to know which one is the last), so one fewer than handed out.
-        if self.trained is not None:
-            consumed = self.trained()
-        else:
-            consumed = self._served if self._exhausted else max(self._served - 1, 0)
-        return {"epoch": self.epoch, "consumed": consumed}
+        # The trainer knows which batches count as trained: not the one it holds fetched ahead (to know which is
+        # the last), nor a step cut short by Ctrl-C.
+        return {"epoch": self.epoch, "consumed": self.trained() if self.trained is not None else 0}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         # Lightning makes the first iterator before it calls set_epoch: it must already be the saved epoch's.
@@ -116,11 +111,8 @@ class ResidentLoader:
             order = order[: self._per_rank() * self.world_size][self.rank :: self.world_size]
         skip = self._skip[1] if self._skip and self._skip[0] == self.epoch else 0
         self._skip = None
-        self._served, self._exhausted = skip, False
         images, labels = self.subset.images, self.subset.labels
         for b in range(skip, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             g = torch.Generator(device=device).manual_seed((epoch_seed * 1_000_003 + b) % 2**62)
-            self._served += 1
             yield self.subset.transform(images[idx], g), labels[idx]
-        self._exhausted = True
