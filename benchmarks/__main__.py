@@ -1,5 +1,6 @@
 """`make bench` (python -m benchmarks): every ratio measured side by side in one run, printed as a table and
-written to benchmarks/results/<machine>.json and .md (the README quotes the .md)."""
+written to benchmarks/results/<machine>.json and .md (the README quotes the .md); the cifar10_fast frontier's
+table and plot also go into benchmarks/README.md."""
 
 from __future__ import annotations
 
@@ -13,18 +14,24 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import data_path, logging_cost, overhead, sweep
-from benchmarks.common import DEVICE, Ratio, machine
+from benchmarks import cifar, data_path, logging_cost, overhead, sweep
+from benchmarks.common import DEVICE, PAIRS, Ratio, machine
 
 RESULTS = Path(__file__).parent / "results"
+README = Path(__file__).parent / "README.md"
 TARGET_SECONDS, TARGET_ACC = 60.0, 0.99
-ALL = ("overhead", "data", "logging", "sweep")
+ALL = ("overhead", "data", "logging", "sweep", "cifar_overhead", "cifar_data", "decode", "cifar10_fast")
+#: the epoch budgets of the cifar10_fast frontier, and the seeds each is run with
+BUDGETS, SEEDS = (3, 6, 9, 12), (0, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
-    parser.add_argument("--pairs", type=int, default=None, help="repeat each A/B pair this many times")
+    parser.add_argument("--pairs", type=int, default=PAIRS, help=f"A/B pairs per ratio (default {PAIRS}; "
+                        "fewer is a quick look, not a measurement to quote)")
+    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="cifar10_fast epoch budgets")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="cifar10_fast seeds per budget")
     args = parser.parse_args(argv)
     chosen = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = sorted(set(chosen) - set(ALL))
@@ -32,33 +39,48 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--only {','.join(unknown)}: not a benchmark; valid: {','.join(ALL)}")
     console = Console(width=max(Console().width, 150))
     say = lambda text: console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}")  # noqa: E731
-    say(f"cnnlab bench on {machine()}")
+    say(f"cnnlab bench on {machine()}, {args.pairs} pairs per ratio after a warm-up pair")
     ratios: list[Ratio] = []
     extra: dict = {}
     started = time.perf_counter()
-    pairs = {"pairs": args.pairs} if args.pairs else {}
+    pairs = {"pairs": args.pairs, "progress": say}
     if "overhead" in chosen:
-        say("overhead: cnnlab-train (logger=none callbacks=base) vs a plain PyTorch loop, one epoch each, paired")
+        say("overhead: cnnlab-train (logger=none callbacks=base) vs a plain PyTorch loop, LeNet-5 on MNIST")
         ratios.append(overhead.measure(overhead.FRAMEWORK, **pairs))
     if "data" in chosen:
-        say("data: tensor-resident vs DataLoader batches")
+        say("data: tensor-resident vs DataLoader batches, MNIST")
         ratios.append(data_path.measure([], **pairs))
     if "logging" in chosen:
-        result = logging_cost.measure([], **pairs, progress=say)
+        result = logging_cost.measure([], args.pairs, progress=say)
         ratios += [result.logging, result.pictures_probes]
         runs = result.default_runs
         extra["lenet5"] = {"wall_s": [round(r.seconds, 1) for r in runs], "test_acc": [r.test_acc for r in runs],
                            "met": all(r.seconds <= TARGET_SECONDS and r.test_acc >= TARGET_ACC for r in runs)}
     if "sweep" in chosen:
         say("sweep: 4 one-epoch default runs, parallel launcher vs one by one")
-        ratios.append(sweep.measure(["trainer.max_epochs=1"]))
+        ratios.append(sweep.measure(["trainer.max_epochs=1"], **pairs))
+    if "cifar_overhead" in chosen:
+        say("cifar_overhead: the cifar10_fast net, batch and precision; cnnlab-train vs a plain PyTorch loop")
+        ratios.append(overhead.measure([*cifar.CIFAR, *overhead.FRAMEWORK], steps=40, name="cifar_overhead", **pairs))
+    if "cifar_data" in chosen:
+        say("cifar_data: resident cached tensor vs torchvision ImageFolder DataLoader (JPEG decoded per image)")
+        ratios.append(data_path.measure(["data=cifar10_jpeg", "transforms=crop_flip"], batches=20,
+                                        name="cifar_data", target="≥ 5", **pairs))
+    if "decode" in chosen:
+        say("decode: a first run's data setup (unpack + decode) vs a cached start")
+        ratios.append(cifar.measure_decode(**pairs))
+    if "cifar10_fast" in chosen:
+        budgets = [int(b) for b in args.budgets.split(",")]
+        seeds = [int(s) for s in args.seeds.split(",")]
+        extra["cifar10_fast"] = [row.as_dict() for row in cifar.measure_frontier(budgets, seeds, progress=say)]
+        extra["cifar10_fast_seeds"] = seeds
     extra["bench_seconds"] = round(time.perf_counter() - started)
     console.print(table(ratios, extra))
-    write(ratios, extra)
+    write(ratios, extra, chosen)
     return 0
 
 
-COLUMNS = ("measure", "A / B", "A (median)", "B (median)", "ratio", "target")
+COLUMNS = ("measure", "A / B", "A (median)", "B (median)", "ratio: median (min–max of pairs)", "pairs", "target")
 
 
 def rows(ratios: list[Ratio], extra: dict) -> list[tuple[str, ...]]:
@@ -66,12 +88,16 @@ def rows(ratios: list[Ratio], extra: dict) -> list[tuple[str, ...]]:
     def mark(met: bool | None) -> str:
         return "" if met is None else (" ✓" if met else " ✗")
 
-    out = [(r.name, r.meaning, f"{statistics.median(r.a):.4g} {r.unit}", f"{statistics.median(r.b):.4g} {r.unit}",
-            f"{r.value:.3f}", f"{r.target}{mark(r.met())}") for r in ratios]
+    out = []
+    for r in ratios:
+        low, high = r.spread
+        target = " and ".join(t for t in (r.target, f"B {r.b_target} {r.unit}" if r.b_target else "") if t)
+        out.append((r.name, r.meaning, f"{statistics.median(r.a):.4g} {r.unit}", f"{statistics.median(r.b):.4g} {r.unit}",
+                    f"{r.value:.3f} ({low:.3f}–{high:.3f})", str(len(r.a)), f"{target}{mark(r.met())}"))
     if "lenet5" in extra:
         lenet = extra["lenet5"]
         out.append(("LeNet-5", "default `cnnlab-train`, whole command", f"{statistics.median(lenet['wall_s']):.1f} s",
-                    f"{100 * min(lenet['test_acc']):.2f} % test (lowest)", "",
+                    f"{100 * min(lenet['test_acc']):.2f} % test (lowest)", "", str(len(lenet["wall_s"])),
                     f"≥ 99.0 % in ≤ 60 s{mark(lenet['met'])}"))
     return out
 
@@ -85,16 +111,35 @@ def table(ratios: list[Ratio], extra: dict) -> Table:
     return t
 
 
-def write(ratios: list[Ratio], extra: dict) -> None:
+def write(ratios: list[Ratio], extra: dict, chosen: list[str]) -> None:
     RESULTS.mkdir(exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", f"{DEVICE}-{machine()}".lower()).strip("-")[:60]
-    record = {"machine": machine(), "device": DEVICE, "date": time.strftime("%Y-%m-%d"),
+    date = time.strftime("%Y-%m-%d")
+    record = {"machine": machine(), "device": DEVICE, "date": date, "measured": chosen,
               "ratios": [r.as_dict() for r in ratios], **extra}
     (RESULTS / f"{slug}.json").write_text(json.dumps(record, indent=2))
-    lines = [f"Measured by `make bench` on {machine()}, {record['date']} ({extra['bench_seconds']} s):", "",
+    lines = [f"Measured by `make bench` on {machine()}, {date} ({extra['bench_seconds']} s):", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(ratios, extra)]
+    if "cifar10_fast" in extra:
+        frontier = [cifar.Budget(r["epochs"], r["minutes"], r["test_acc"]) for r in extra["cifar10_fast"]]
+        plot = cifar.frontier_plot(frontier, RESULTS / f"{slug}-cifar10_fast.png", machine(), date)
+        seeds = ", ".join(str(seed) for seed in extra["cifar10_fast_seeds"])
+        section = [f"`experiment=cifar10_fast` on CIFAR-10 (JPEG copy), {machine()}, {date}: test accuracy against "
+                   "wall-clock minutes of the whole `cnnlab-train` command, each budget run with seeds "
+                   f"{seeds} (median, min–max; ✓ = median ≥ 85 % in ≤ 10 min).", "", *cifar.frontier_table(frontier)]
+        lines += ["", *section, "", f"![cifar10_fast frontier]({plot.name})"]
+        replace_section(README, "cifar10_fast", [*section, "", f"![cifar10_fast frontier](results/{plot.name})"])
     (RESULTS / f"{slug}.md").write_text("\n".join(lines) + "\n")
+
+
+def replace_section(path: Path, name: str, lines: list[str]) -> None:
+    """Rewrite what lies between `<!-- name:start -->` and `<!-- name:end -->` in `path`."""
+    text = path.read_text()
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        path.write_text(head + start + "\n" + "\n".join(lines) + "\n" + end + rest.split(end, 1)[1])
 
 
 if __name__ == "__main__":

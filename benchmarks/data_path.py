@@ -1,6 +1,6 @@
 """data = images per second delivered to the training device by the tensor-resident path / by the
-DataLoader path (per-image torchvision transforms in `data.num_workers` worker processes), same
-dataset, batch size and transforms."""
+DataLoader path (per-image torchvision transforms in `data.num_workers` worker processes; for an image folder,
+torchvision's ImageFolder decoding each JPEG as it is read), same dataset, batch size and transforms."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from benchmarks.common import ACCELERATOR, DEVICE, Ratio, scratch
+from benchmarks.common import ACCELERATOR, DEVICE, PAIRS, Ratio, paired, scratch
 
 WARMUP = 5  # batches left out: worker start-up and first-touch allocation
 
@@ -37,12 +37,11 @@ def images_per_second(overrides: list[str], resident: bool, batches: int) -> flo
     return seen / (time.perf_counter() - started)
 
 
-def measure(overrides: list[str], pairs: int = 3, batches: int = 60) -> Ratio:
-    ratio = Ratio("data", "tensor-resident / DataLoader images per second", "images/s", target="≥ 10")
-    for _ in range(pairs):
-        ratio.a.append(images_per_second(overrides, True, batches * 20))
-        ratio.b.append(images_per_second(overrides, False, batches))
-    return ratio
+def measure(overrides: list[str], pairs: int = PAIRS, batches: int = 60, name: str = "data", target: str = "≥ 10",
+            progress=None) -> Ratio:
+    ratio = Ratio(name, "tensor-resident / DataLoader images per second", "images/s", target=target)
+    return paired(ratio, lambda: images_per_second(overrides, True, batches * 20),
+                  lambda: images_per_second(overrides, False, batches), pairs, progress=progress)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from benchmarks.common import ACCELERATOR, Ratio, cli, scratch
+from benchmarks.common import ACCELERATOR, PAIRS, Ratio, cli, scratch
 
 
 @dataclass
@@ -38,15 +38,19 @@ class LoggingResult:
     default_runs: list[Timed] = field(default_factory=list)
 
 
-def measure(overrides: list[str], pairs: int = 2, progress=print) -> LoggingResult:
+def measure(overrides: list[str], pairs: int = PAIRS, progress=print) -> LoggingResult:
+    """Triples (default run, logger=none, logger=none callbacks=base) after one warm-up triple thrown away."""
     result = LoggingResult(
         Ratio("logging", "default run (W&B offline, pictures, probes) / logger=none", "s", target="≤ 1.10"),
         Ratio("pictures+probes", "logger=none / logger=none callbacks=base (no pictures, no probes)", "s"))
-    for i in range(pairs):
-        progress(f"logging: pair {i + 1}/{pairs}: default run, logger=none, logger=none callbacks=base")
+    for i in range(-1, pairs):
+        progress(f"logging: {'warm-up' if i < 0 else f'pair {i + 1}/{pairs}'}: default run, logger=none, "
+                 "logger=none callbacks=base")
         full = timed_run(overrides)
         quiet = timed_run([*overrides, "logger=none"])
         bare = timed_run([*overrides, "logger=none", "callbacks=base"])
+        if i < 0:
+            continue
         result.default_runs.append(full)
         result.logging.a.append(full.seconds)
         result.logging.b.append(quiet.seconds)

@@ -1,6 +1,6 @@
-"""overhead = cnnlab's training step / a plain PyTorch loop's, same model, data, batch size, optimizer and
-schedule. The plain loop is the limit a framework can approach; Lightning's own parity check allows
-0.05 s per epoch over it."""
+"""overhead = cnnlab's training step / a plain PyTorch loop's, same model, data, batch size, optimizer,
+schedule, precision (bfloat16 autocast under `trainer.precision=bf16-mixed`) and memory format. The plain loop is
+the limit a framework can approach; Lightning's own parity check allows 0.05 s per epoch over it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import ACCELERATOR, DEVICE, Ratio, run_in_process, scratch
+from benchmarks.common import ACCELERATOR, DEVICE, PAIRS, Ratio, paired, run_in_process, scratch
 from cnnlab.callbacks.throughput import step_seconds
 
 WARMUP = 10  # steps left out of each timing, the Throughput callback's default
@@ -29,7 +29,10 @@ def plain_loop(overrides: list[str], steps: int) -> float:
     data = datamodule_from_config(cfg)
     data.setup("fit")
     net = ImageClassifier.from_config(cfg, data).net.to(DEVICE)  # the very network cnnlab-train builds
-    opt = build_optimizer(cfg["optimizer"], net.parameters())
+    layout = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
+    net = net.to(memory_format=layout)
+    autocast = torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=cfg["trainer"]["precision"] == "bf16-mixed")
+    opt = build_optimizer(cfg["optimizer"], net)
     loader = data.train_dataloader()
     schedule = build_scheduler(cfg["scheduler"], opt, 1, len(loader))
     net.train()
@@ -38,9 +41,11 @@ def plain_loop(overrides: list[str], steps: int) -> float:
         starts.append(time.perf_counter())
         if len(starts) > steps:
             break
-        x, y = x.to(DEVICE, non_blocking=True), y.to(DEVICE, non_blocking=True)
+        x, y = x.to(DEVICE, non_blocking=True).contiguous(memory_format=layout), y.to(DEVICE, non_blocking=True)
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(net(x), y, label_smoothing=cfg["label_smoothing"]).backward()
+        with autocast:
+            loss = F.cross_entropy(net(x), y, label_smoothing=cfg["label_smoothing"])
+        loss.backward()
         opt.step()
         if schedule and schedule["interval"] == "step":
             schedule["scheduler"].step()
@@ -57,12 +62,11 @@ def cnnlab_step(overrides: list[str], steps: int) -> float:
     return results["perf/step_ms"] / 1000
 
 
-def measure(overrides: list[str], pairs: int = 6, steps: int = 200) -> Ratio:
-    ratio = Ratio("overhead", "cnnlab step / plain PyTorch loop step", "ms/step", target="≤ 1.05")
-    for _ in range(pairs):
-        ratio.a.append(1000 * cnnlab_step(overrides, steps))
-        ratio.b.append(1000 * plain_loop(overrides, steps))
-    return ratio
+def measure(overrides: list[str], pairs: int = PAIRS, steps: int = 200, name: str = "overhead",
+            progress=None) -> Ratio:
+    ratio = Ratio(name, "cnnlab step / plain PyTorch loop step", "ms/step", target="≤ 1.05")
+    return paired(ratio, lambda: 1000 * cnnlab_step(overrides, steps), lambda: 1000 * plain_loop(overrides, steps),
+                  pairs, progress=progress)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from benchmarks.common import ACCELERATOR, Ratio, cli, scratch
+from benchmarks.common import ACCELERATOR, PAIRS, Ratio, cli, paired, scratch
 
 JOBS = 4
 
@@ -28,12 +28,10 @@ def runs_per_hour(overrides: list[str], parallel: bool) -> float:
     return JOBS * 3600 / seconds
 
 
-def measure(overrides: list[str], pairs: int = 1) -> Ratio:
+def measure(overrides: list[str], pairs: int = PAIRS, progress=None) -> Ratio:
     ratio = Ratio("sweep", f"runs per hour, {JOBS}-job sweep in parallel / one by one", "runs/h", target="≥ 1.6")
-    for _ in range(pairs):
-        ratio.a.append(runs_per_hour(overrides, parallel=True))
-        ratio.b.append(runs_per_hour(overrides, parallel=False))
-    return ratio
+    return paired(ratio, lambda: runs_per_hour(overrides, parallel=True), lambda: runs_per_hour(overrides, parallel=False),
+                  pairs, progress=progress)
 
 
 if __name__ == "__main__":

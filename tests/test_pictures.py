@@ -246,12 +246,13 @@ def test_pictures_work_with_fast_dev_run_and_without_a_logger(make_cfg, tmp_path
     assert {e["key"] for e in index(tmp_path / "run")} == KEYS
 
 
+@pytest.mark.parametrize("channels", [1, 3], ids=["grey", "rgb"])
 @pytest.mark.parametrize("model", list_models())
-def test_every_model_gets_every_picture(model, tmp_path):
-    size = 32 if model in ("vgg11", "vgg16", "vit", "lenet5") else 28
+def test_every_model_gets_every_picture(model, channels, tmp_path):
+    size = 32 if model in ("vgg11", "vgg16", "vit", "lenet5") or channels == 3 else 28
     options = {"width": 4} if model not in ("lenet5", "alexnet", "zfnet", "vit") else {}
-    net = create_model(model, num_classes=10, in_channels=1, image_size=size, **options).eval()
-    x, y = torch.randn(3, 1, size, size), torch.tensor([0, 1, 2])
+    net = create_model(model, num_classes=10, in_channels=channels, image_size=size, **options).eval()
+    x, y = torch.randn(3, channels, size, size), torch.tensor([0, 1, 2])
     pictures = filter_pictures(net)
     outputs = stage_outputs(net, x)
     pictures += activation_pictures(outputs, ["0", "1", "2"]) + [harley_picture(x[0], outputs, "0")]

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from cnnlab.errors import NonFiniteLossError
+from cnnlab.errors import CnnlabError, NonFiniteLossError
 from cnnlab.models import create_model
 from cnnlab.optim import build_optimizer, build_scheduler
 
@@ -43,6 +43,10 @@ def set_random_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+#: test-time augmentation: `none`, or `flip` (the logits of each evaluation image and its mirror image, averaged)
+TTA = ("none", "flip")
+
+
 def metric_key(class_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", class_name).strip("_")
 
@@ -61,12 +65,20 @@ class ImageClassifier(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
         class_names: list[str] | None = None,
+        tta: str = "none",
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         options = dict(model)
         self.net = create_model(options.pop("name"), num_classes=num_classes, in_channels=in_channels,
                                 pooling=pooling, activation=activation, **options)
+        if tta not in TTA:
+            raise CnnlabError(f"tta={tta!r} is not valid. Valid: {', '.join(TTA)} (flip: each evaluation image's "
+                              "logits averaged with its mirror image's).")
+        self.tta, self.channels_last = tta, channels_last
+        if channels_last:  # NHWC: what oneDNN (CPU) and tensor cores run convs fastest on
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)  # checked per step: costly
@@ -95,14 +107,34 @@ class ImageClassifier(L.LightningModule):
             scheduler=cfg["scheduler"],
             label_smoothing=cfg["label_smoothing"],
             class_names=datamodule.class_names,
+            tta=cfg.get("tta", "none"),
+            channels_last=cfg.get("channels_last", False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x, y = batch
+    def evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits validation and test score: with tta=flip, the mean of the image's and its mirror's."""
         logits = self(x)
+        if self.tta == "flip":
+            logits = (logits + self(x.flip(-1))) / 2
+        return logits
+
+    def setup(self, stage: str) -> None:
+        # A model with a data-dependent start (fast_cnn's whitening layer) sees the training images first; a
+        # checkpoint being resumed from is loaded after this, so its weights win.
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        wanted = getattr(self.net, "init_images", 0)
+        if stage == "fit" and wanted and datamodule is not None:
+            self.net.init_from_data(datamodule.train_images(wanted))
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], evaluate: bool = False,
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, y = batch
+        logits = self.evaluate(x) if evaluate else self(x)
         return self.criterion(logits, y), logits.argmax(dim=1), y
 
     def training_step(self, batch, batch_idx):
@@ -181,13 +213,13 @@ class ImageClassifier(L.LightningModule):
         self.train_acc.reset()
 
     def validation_step(self, batch, batch_idx):
-        loss, preds, y = self._shared_step(batch)
+        loss, preds, y = self._shared_step(batch, evaluate=True)
         self.val_acc(preds, y)
         self.log("val/loss", loss, sync_dist=True)  # reduced once per epoch, not per step
         self.log("val/acc", self.val_acc, prog_bar=True)
 
     def test_step(self, batch, batch_idx):
-        loss, preds, y = self._shared_step(batch)
+        loss, preds, y = self._shared_step(batch, evaluate=True)
         self.test_acc(preds, y)
         self.test_class_acc.update(preds, y)
         self.test_confusion.update(preds, y)
@@ -203,7 +235,7 @@ class ImageClassifier(L.LightningModule):
         self.test_confusion.reset()
 
     def configure_optimizers(self):
-        opt = build_optimizer(self.hparams.optimizer or {"name": "adam", "lr": 1e-3}, self.parameters())
+        opt = build_optimizer(self.hparams.optimizer or {"name": "adam", "lr": 1e-3}, self)
         scheduler = build_scheduler(self.hparams.scheduler, opt, self.trainer.max_epochs or 1,
                                     int(self.trainer.estimated_stepping_batches))
         return opt if scheduler is None else {"optimizer": opt, "lr_scheduler": scheduler}

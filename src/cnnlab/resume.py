@@ -23,7 +23,7 @@ SWEEP_SUMMARY = "sweep.yaml"
 #: the checkpoint written every few steps and when a run is stopped (SIGTERM, Ctrl-C, a crash)
 RESUME_CKPT = "resume.ckpt"
 #: keys of a run's config.yaml that may differ between its first start and a resumed one
-VOLATILE_KEYS = ("resume", "ckpt_path", "paths")
+VOLATILE_KEYS = ("resume", "ckpt_path", "paths", "dataset")  # dataset: checked apart, by check_same_data
 
 
 def _is_off(resume: Any) -> bool:
@@ -127,6 +127,19 @@ def config_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     before, after = keep(saved), keep(now)
     return [f"{k}={before.get(k)!r} (now {after.get(k)!r})" for k in sorted(set(before) | set(after))
             if before.get(k) != after.get(k)]
+
+
+def check_same_data(run_dir: Path, record: dict[str, Any]) -> None:
+    """Refuse to go on with images other than those the run started with (an image folder that changed since)."""
+    try:
+        saved = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("dataset") or {}
+    except (OSError, yaml.YAMLError):
+        return
+    if saved.get("cache_key") != record.get("cache_key"):
+        raise CnnlabError(f"resume: {run_dir} started on other images: data.root={saved.get('source')} had content "
+                          f"key {str(saved.get('content_key'))[:12]}, and {record.get('source')} now has "
+                          f"{str(record.get('content_key'))[:12]} (or data.resize changed). Valid: resume with the source it started on, or "
+                          "resume=false for a new run on the images as they are now.")
 
 
 def _step_of(path: Path) -> int | None:

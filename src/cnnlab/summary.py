@@ -24,7 +24,8 @@ def print_summary(results: dict[str, Any], hints: list[tuple[str, str]]) -> None
     lines = []
     acc = results.get("test/acc")
     if acc is not None:
-        lines.append(("test accuracy", f"[bold green]{100 * acc:.2f} %[/]  ({results['model']}, "
+        on = f" on {escape(results['dataset'])}" if results.get("dataset") else ""
+        lines.append(("test accuracy", f"[bold green]{100 * acc:.2f} %[/]  ({results['model']}{on}, "
                                        f"{results['epochs']} epoch(s), {results['wall_time_s']:.0f} s)"))
     lines.append(("run dir", escape(run_dir)))
     lines += [(label, escape(command.replace(str(results["run_dir"]), run_dir))) for label, command in hints]

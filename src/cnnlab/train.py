@@ -77,7 +77,7 @@ def check_run_keys(cfg: DictConfig) -> None:
     """The top-level keys of train.yaml, checked before anything is built."""
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise CnnlabError(f"seed={cfg.seed!r} is not valid. Valid: a whole number >= 0, e.g. seed=42.")
-    for key in ("train", "test"):
+    for key in ("train", "test", "channels_last"):
         if not isinstance(cfg[key], bool):
             raise CnnlabError(f"{key}={cfg[key]!r} is not valid. Valid: {key}=true or {key}=false.")
     smoothing = cfg.label_smoothing
@@ -97,7 +97,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from cnnlab.data import datamodule_from_config
     from cnnlab.loggers import build_loggers, finish_loggers, record_failure, record_summary, view_hints
     from cnnlab.module import ImageClassifier
-    from cnnlab.resume import ResumePoint, resume_point
+    from cnnlab.resume import ResumePoint, check_same_data, resume_point
 
     check_run_keys(cfg)
     if not cfg.train and not cfg.ckpt_path:
@@ -117,6 +117,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = datamodule_from_config(resolved)
+    resolved["dataset"] = datamodule.record()  # its label, and an image folder's source, content key and cache
+    if point.checkpoint:
+        check_same_data(output_dir, resolved["dataset"])
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     module = ImageClassifier.from_config(resolved, datamodule)
     start_from = point.checkpoint or cfg.ckpt_path
     if start_from:
@@ -181,6 +185,7 @@ def collect_results(trainer, module, output_dir: Path, best: str, seconds: float
         **({"val/best": float(score)} if score is not None else {}),
         **({"perf/step_ms": speed["step_ms"], "perf/images_per_s": speed["images_per_s"]} if speed else {}),
         "model": hp.model["name"],
+        "dataset": trainer.datamodule.label if trainer.datamodule is not None else None,
         "params": sum(p.numel() for p in module.net.parameters()),
         "epochs": trainer.current_epoch,
         "wall_time_s": round(seconds, 1),

@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import (
 )
 
 from cnnlab.callbacks.cadence import CadenceCallback
+from cnnlab.callbacks.lookahead import Lookahead
 from cnnlab.callbacks.pictures import (
     ActivationPictures,
     AttributionPictures,
@@ -69,6 +70,11 @@ def _tqdm_bar(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
 @CALLBACKS.register("throughput")
 def _throughput(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
     return Throughput(**options)
+
+
+@CALLBACKS.register("lookahead")
+def _lookahead(output_dir: Path, has_logger: bool, **options: Any) -> Callback:
+    return Lookahead(**options)
 
 
 @CALLBACKS.register("model_summary")

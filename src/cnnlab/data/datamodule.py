@@ -1,5 +1,5 @@
-"""The Lightning datamodule: a seeded, reproducible train/val split of the train set, and the test set,
-served from tensors on the training device (`data.resident`) or through DataLoaders."""
+"""The Lightning datamodule: a seeded, reproducible train/val split of the train set (or an image folder's own
+val/), and the test set, served from tensors on the training device (`data.resident`) or through DataLoaders."""
 
 from __future__ import annotations
 
@@ -11,11 +11,16 @@ from typing import Any
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets import ImageFolder
 
-from cnnlab.data.datasets import DATASETS, load_split
+from cnnlab.data.datasets import DATASETS, DatasetSpec, load_split
+from cnnlab.data.folder import ImageFolderSource, open_folder, source_name
 from cnnlab.data.resident import AUTO_LIMIT_BYTES, ResidentLoader, ResidentSubset, as_tensors
 from cnnlab.data.transforms import BatchTransform, build_transform
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, UnknownNameError, unknown_name
+
+#: `data=folder`: images in torchvision's ImageFolder layout, from `data.root` (cnnlab/data/folder.py)
+FOLDER = "folder"
 
 
 # Loader workers are forked where the OS allows: inside a joblib (loky) sweep job the default context
@@ -43,7 +48,7 @@ class ImageDataModule(L.LightningDataModule):
         name: str = "mnist",
         data_dir: str | Path = "data",
         image_size: int | None = None,
-        val_size: int = 5000,
+        val_size: int | float = 5000,
         split_seed: int = 0,
         train_fraction: float = 1.0,
         batch_size: int = 128,
@@ -52,13 +57,13 @@ class ImageDataModule(L.LightningDataModule):
         download: bool = True,
         resident: bool | str = "auto",
         transforms: Mapping[str, Any] | None = None,
+        root: str | None = None,
+        resize: int | None = None,
+        cache: str = "auto",
+        label: str | None = None,
     ) -> None:
         super().__init__()
-        self.spec = DATASETS.get(name)
         self.data_dir = Path(data_dir)
-        self.image_size = int(image_size or self.spec.image_size)
-        if self.image_size < 1:
-            raise CnnlabError(f"data.image_size must be a positive number of pixels, got {image_size}.")
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise CnnlabError(f"data.{key} must be a positive integer, got {value!r}.")
@@ -72,6 +77,26 @@ class ImageDataModule(L.LightningDataModule):
             raise CnnlabError(f"data.resident must be true (hold the images as one tensor on the training device), "
                               f"false (DataLoader) or auto (resident when the images fit in "
                               f"{AUTO_LIMIT_BYTES / 1024**3:.0f} GB), got {resident!r}.")
+        #: the decoded image folder of `data=folder` (None for torchvision's datasets)
+        self.folder: ImageFolderSource | None = None
+        if name == FOLDER:
+            self.folder = open_folder(root, self.data_dir, resize=resize, cache=cache)
+            self.spec = DatasetSpec(FOLDER, ImageFolder, len(self.folder.classes), 3, self.folder.image_size,
+                                    self.folder.mean, self.folder.std, classes=tuple(self.folder.classes))
+        else:
+            for key, value in (("root", root), ("resize", resize)):
+                if value is not None:
+                    raise CnnlabError(f"data.{key}={value} applies to image folders only (data=folder or "
+                                      f"data=cifar10_jpeg), not to data.name={name}. Valid: data.{key}=null, or data=folder.")
+            try:
+                self.spec = DATASETS.get(name)
+            except UnknownNameError:
+                raise unknown_name("dataset", name, [*DATASETS.names(), FOLDER], "data.name") from None
+        #: how reports and summaries name the dataset, e.g. "CIFAR-10 (JPEG copy)"
+        self.label = label or (f"{source_name(self.folder.source)} (image folder)" if self.folder else self.spec.name)
+        self.image_size = int(image_size or self.spec.image_size)
+        if self.image_size < 1:
+            raise CnnlabError(f"data.image_size must be a positive number of pixels, got {image_size}.")
         self.resident = resident
         #: where resident images go when no Trainer is attached (a Trainer's own device wins)
         self.device = torch.device("cpu")
@@ -100,29 +125,42 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        names = getattr(self.spec.cls, "classes", None)
-        return [str(c) for c in names] if names else [str(i) for i in range(self.num_classes)]
+        return self.spec.class_names
+
+    def record(self) -> dict[str, Any]:
+        """What the run's resolved config records about its data: the label, and for an image folder its source,
+        the key of its contents and the cache the images came from."""
+        return {"label": self.label, "name": self.spec.name, "classes": self.class_names,
+                **(self.folder.record() if self.folder else {})}
 
     def _transform(self, augment: bool):
         return build_transform(self.transforms, self.spec, self.image_size, train=augment)
 
-    def _load(self, train: bool, transform=None) -> Dataset:
-        return load_split(self.spec, self.data_dir, train=train, transform=transform, download=self.download)
+    def _load(self, split: str) -> Dataset:
+        """A split ("train", "val" of an image folder that has one, "test") as a dataset of untransformed images."""
+        if self.folder is not None:  # the decoded cache, or read image by image from the files (resident=false)
+            return self.folder.splits[split] if self.resident is not False else self.folder.image_folder(split)
+        return load_split(self.spec, self.data_dir, train=split == "train", transform=None, download=self.download)
 
     def prepare_data(self) -> None:
-        for train in (True, False):  # unpack or download once, on one process
-            self._load(train)
+        if self.folder is None:
+            for split in ("train", "test"):  # unpack or download once, on one process
+                self._load(split)
 
-    def split_indices(self, n: int) -> tuple[list[int], list[int]]:
+    def split_indices(self, n: int, hold_out: bool = True) -> tuple[list[int], list[int]]:
         """The same seed always gives the same split, whatever the global seed. A `train_fraction` below 1
         keeps a prefix of the same shuffled order: 1 % of the images is inside 10 %, and the
-        validation images never change."""
-        if not 0 < self.val_size < n:
+        validation images never change. `val_size` is a count, or a share of the images when below 1;
+        `hold_out=False` (an image folder with its own val/) keeps every image for training."""
+        size = self.val_size if hold_out else 0
+        if hold_out and isinstance(size, float) and 0 < size < 1:
+            size = max(1, round(n * size))
+        if hold_out and (isinstance(size, bool) or not isinstance(size, int) or not 0 < size < n):
             raise CnnlabError(f"data.val_size must be between 1 and {n - 1} for '{self.spec.name}' "
-                              f"({n} training images), got {self.val_size}.")
+                              f"({n} training images), or a share of them in (0, 1) such as 0.1, got {self.val_size}.")
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed)).tolist()
-        train = order[self.val_size:]
-        return train[: max(1, round(len(train) * self.train_fraction))], order[: self.val_size]
+        train = order[size:]
+        return train[: max(1, round(len(train) * self.train_fraction))], order[:size]
 
     def _resident_tensors(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The split as tensors on the training device, or None to use DataLoaders."""
@@ -148,14 +186,32 @@ class ImageDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.train_set is None:
-            images = self._load(True)  # one copy in memory; train and val views transform it differently
-            train_idx, val_idx = self.split_indices(len(images))
+            images = self._load("train")  # one copy in memory; train and val views transform it differently
             tensors = self._resident_tensors(images)
-            self.train_set = self._view(images, tensors, train_idx, augment=True)
-            self.val_set = self._view(images, tensors, val_idx, augment=False)
+            if self.folder is not None and self.folder.has_val:  # the folder's own val/ split
+                train_idx, _ = self.split_indices(len(images), hold_out=False)
+                val = self._load("val")
+                self.train_set = self._view(images, tensors, train_idx, augment=True)
+                self.val_set = self._view(val, self._resident_tensors(val), list(range(len(val))), augment=False)
+            else:
+                train_idx, val_idx = self.split_indices(len(images))
+                self.train_set = self._view(images, tensors, train_idx, augment=True)
+                self.val_set = self._view(images, tensors, val_idx, augment=False)
         if stage in (None, "test", "predict") and self.test_set is None:
-            images = self._load(False)
+            images = self._load("test")
             self.test_set = self._view(images, self._resident_tensors(images), list(range(len(images))), augment=False)
+
+    def train_images(self, count: int) -> torch.Tensor:
+        """The first `count` training images as one CPU batch, transformed as for evaluation (normalised, not
+        augmented): what a data-dependent start looks at (fast_cnn's whitening layer)."""
+        assert self.train_set is not None, "setup('fit') must run before the training images are asked for"
+        subset = self.train_set
+        if isinstance(subset, ResidentSubset):
+            view = ResidentSubset(subset.images, subset.labels, subset.indices[:count],
+                                  BatchTransform(self.transforms, self.spec, self.image_size, train=False))
+            return view.tensors(0, len(view))[0]
+        view = TransformedSubset(subset.base, subset.indices[:count], self._transform(False))
+        return torch.stack([view[i][0] for i in range(len(view))])
 
     def _loader(self, dataset: Dataset | None, batch_size: int, shuffle: bool) -> DataLoader | ResidentLoader:
         assert dataset is not None, "setup() must run before the dataloaders are asked for"

@@ -31,6 +31,12 @@ class DatasetSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     split_arg: bool = False  # SVHN takes split="train"/"test" instead of train=True/False
+    classes: tuple[str, ...] = ()  # class names, when the dataset class does not list them (image folders)
+
+    @property
+    def class_names(self) -> list[str]:
+        names = self.classes or getattr(self.cls, "classes", None)
+        return [str(c) for c in names] if names else [str(i) for i in range(self.num_classes)]
 
     def expected_files(self, root: Path) -> list[Path]:
         """The files torchvision looks for; named in the error when they are missing."""

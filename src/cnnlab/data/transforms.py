@@ -38,13 +38,50 @@ def random_affine(cfg: Mapping[str, Any]) -> v2.RandomAffine | None:
         ) from None
 
 
+PADDING_MODES = ("reflect", "constant", "edge", "symmetric")
+
+
+def random_crop(cfg: Mapping[str, Any], size: int) -> v2.RandomCrop | None:
+    """`transforms.crop` ({padding, padding_mode}) as torchvision's RandomCrop of the image's own size."""
+    crop = cfg.get("crop")
+    if not crop:
+        return None
+    crop = dict(crop)
+    padding, mode = crop.pop("padding", 4), crop.pop("padding_mode", "reflect")
+    if crop or isinstance(padding, bool) or not isinstance(padding, int) or padding < 0 or mode not in PADDING_MODES:
+        raise CnnlabError(
+            f"transforms.crop={dict(cfg['crop'])} is not valid. Valid keys: padding (whole pixels >= 0 added on "
+            f"every side before a random crop of the image's own size, e.g. 4) and padding_mode (one of "
+            f"{', '.join(PADDING_MODES)})."
+        )
+    if mode == "reflect" and padding >= size:
+        raise CnnlabError(f"transforms.crop.padding={padding} is too large for reflect padding of a {size}×{size} "
+                          f"image. Valid: at most {size - 1}, or padding_mode=constant.")
+    return v2.RandomCrop(size, padding=padding, padding_mode=mode)
+
+
+def random_flip(cfg: Mapping[str, Any]) -> v2.RandomHorizontalFlip | None:
+    """`transforms.flip` (the probability of a left-right flip) as torchvision's RandomHorizontalFlip."""
+    p = cfg.get("flip") or 0
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise CnnlabError(f"transforms.flip={cfg.get('flip')!r} is not valid. Valid: the probability that a training "
+                          "image is flipped left to right, a number in [0, 1] (0.5 is usual, 0 or null: never).")
+    return v2.RandomHorizontalFlip(p) if p > 0 else None
+
+
+def augmentations(cfg: Mapping[str, Any], image_size: int) -> list[v2.Transform]:
+    """The random steps a training image goes through, in order: affine, crop, flip."""
+    return [t for t in (random_affine(cfg), random_crop(cfg, image_size), random_flip(cfg)) if t is not None]
+
+
 def build_transform(cfg: Mapping[str, Any], spec: DatasetSpec, image_size: int, train: bool) -> v2.Compose:
-    """`cfg` is the transforms group: {normalize: bool, affine: null | {degrees, translate, scale}}."""
+    """`cfg` is the transforms group: {normalize: bool, affine: null | {degrees, translate, scale},
+    crop: null | {padding, padding_mode}, flip: probability}."""
     steps: list[v2.Transform] = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
     steps += resize_to(spec.image_size, image_size)
-    affine = random_affine(cfg)
-    if train and affine is not None:
-        steps.append(affine)
+    augment = augmentations(cfg, image_size)  # checked for eval too: a bad value fails before training
+    if train:
+        steps += augment
     if cfg.get("normalize", False):
         steps.append(v2.Normalize(spec.mean, spec.std))
     return v2.Compose(steps)
@@ -100,14 +137,61 @@ class BatchAffine:
         return self.apply(x, **self.params(x.shape[0], x.shape[-2], x.shape[-1], g, x.device))
 
 
+def _source_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
+    """Where padded position i (which may lie outside 0..n-1) reads from, for each torchvision padding mode;
+    for `constant` out-of-range positions are clamped here and blanked by the caller."""
+    if mode == "reflect":  # ... 2 1 | 0 1 2 ... n-1 | n-2 n-3 ...
+        i = i.abs()
+        return torch.where(i > n - 1, 2 * (n - 1) - i, i)
+    if mode == "symmetric":  # ... 1 0 | 0 1 2 ... n-1 | n-1 n-2 ...
+        i = torch.where(i < 0, -i - 1, i)
+        return torch.where(i > n - 1, 2 * n - 1 - i, i)
+    return i.clamp(0, n - 1)  # edge; constant (blanked by the caller)
+
+
+class BatchCropFlip:
+    """RandomCrop (with padding) and RandomHorizontalFlip with draws per image of a batch, as one gather: each
+    output pixel reads the input pixel torchvision's pad → crop → flip would put there."""
+
+    def __init__(self, crop: v2.RandomCrop | None, flip: v2.RandomHorizontalFlip | None) -> None:
+        self.padding = crop.padding[0] if crop is not None else 0
+        self.mode = crop.padding_mode if crop is not None else "constant"
+        self.cropping, self.flip_p = crop is not None, flip.p if flip is not None else 0.0
+
+    def params(self, n: int, height: int, width: int, g: torch.Generator, device) -> dict[str, torch.Tensor]:
+        """top, left: the crop's corner in the padded image (torchvision: 0..2·padding); flip: a bool each."""
+        span = 2 * self.padding + 1
+        zeros = torch.zeros(n, dtype=torch.long, device=device)
+        top = torch.randint(0, span, (n,), generator=g, device=device) if self.cropping else zeros
+        left = torch.randint(0, span, (n,), generator=g, device=device) if self.cropping else zeros
+        flip = torch.rand(n, generator=g, device=device) < self.flip_p
+        return {"top": top, "left": left, "flip": flip}
+
+    def apply(self, x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        rows = top[:, None] - self.padding + torch.arange(h, device=x.device)  # (n, h) in unpadded coordinates
+        cols = left[:, None] - self.padding + torch.arange(w, device=x.device)
+        cols = torch.where(flip[:, None], cols.flip(-1), cols)
+        out = x[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None],
+                _source_index(rows, h, self.mode)[:, None, :, None], _source_index(cols, w, self.mode)[:, None, None, :]]
+        if self.mode == "constant" and self.padding:
+            inside = ((rows >= 0) & (rows < h))[:, None, :, None] & ((cols >= 0) & (cols < w))[:, None, None, :]
+            out = out * inside.to(out.dtype)
+        return out
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return self.apply(x, **self.params(x.shape[0], x.shape[-2], x.shape[-1], g, x.device))
+
+
 class BatchTransform:
     """The per-image steps of `build_transform`, on a uint8 batch (N, C, H, W) where it lives."""
 
     def __init__(self, cfg: Mapping[str, Any], spec: DatasetSpec, image_size: int, train: bool) -> None:
         resize = resize_to(spec.image_size, image_size)
         self.resize = v2.Compose(resize) if resize else None
-        affine = random_affine(cfg) if train else None
-        self.affine = BatchAffine(affine) if affine is not None else None
+        affine, crop, flip = random_affine(cfg), random_crop(cfg, image_size), random_flip(cfg)
+        self.affine = BatchAffine(affine) if train and affine is not None else None
+        self.crop_flip = BatchCropFlip(crop, flip) if train and (crop or flip) else None
         self.normalize = cfg.get("normalize", False)
         self.mean, self.std = spec.mean, spec.std
 
@@ -117,6 +201,8 @@ class BatchTransform:
             x = self.resize(x)
         if self.affine is not None:
             x = self.affine(x, g)
+        if self.crop_flip is not None:
+            x = self.crop_flip(x, g)
         if self.normalize:
             mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
             std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.pictures.render import Picture, colourise, figure, figure_to_array, fmt_shape, normalise, tile, \
-    value_scale
+from cnnlab.pictures.render import Picture, colourise, figure, figure_to_array, fmt_shape, image_cell, normalise, \
+    tile, value_scale
 
 
 @torch.no_grad()
@@ -80,10 +80,13 @@ def harley_picture(image: torch.Tensor, outputs: Sequence[tuple[str, torch.Tenso
     fig.set_size_inches(1.3 * len(columns), 1.0 + 0.9 * max_channels)
     axes = fig.subplots(1, len(columns), squeeze=False)[0]
     for ax, (name, y) in zip(axes, columns):
-        maps = as_maps(y)[0, :max_channels]
-        low, high = (np.nanmin(maps), np.nanmax(maps)) if name == "input" else value_scale(maps)
-        cmap = "gray" if name == "input" else cmap_for(low)
-        ax.imshow(colourise(tile(list(normalise(maps, low, high)), columns=1), cmap), interpolation="nearest")
+        if name == "input":  # the image itself: in colour when it has three channels
+            ax.imshow(image_cell(y[0].detach().cpu().numpy()), interpolation="nearest")
+        else:
+            maps = as_maps(y)[0, :max_channels]
+            low, high = value_scale(maps)
+            ax.imshow(colourise(tile(list(normalise(maps, low, high)), columns=1), cmap_for(low)),
+                      interpolation="nearest")
         ax.set_title(f"{name}\n{fmt_shape(y.shape[1:])}", fontsize=8)
         ax.set_axis_off()
     fig.suptitle(f"a '{label}' through the network: each stage's first {max_channels} maps", fontsize=10)
