@@ -53,7 +53,7 @@ test: install ## run the test suite (skips tests marked slow), < 10 min on 2 cor
 test-full: install ## run every test, the slow ones too
 	$(VENV)/bin/pytest $(ARGS)
 
-bench: install ## speed ratios side by side: overhead, data path, logging, sweep, LeNet-5 time to 99 % (~6 min here; ARGS="--only overhead")
+bench: install ## speed ratios side by side (5 pairs after a warm-up, median and min-max): overhead, data, logging, sweep, CIFAR-10, the cifar10_fast frontier (~90 min here; ARGS="--only overhead")
 	$(PY) -m benchmarks $(ARGS)
 
 clean-logs: ## delete logs/ (all runs, checkpoints and offline W&B runs!)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,13 @@ class Ratio:
     b: list[float] = field(default_factory=list)
     target: str = ""  # e.g. "≤ 1.05"
     b_target: str = ""  # a bound on B's median itself, e.g. "≤ 5" (seconds for a cached start)
+    date: str = field(default_factory=lambda: time.strftime("%Y-%m-%d"))  # when it was measured
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any], date: str) -> Ratio:
+        """A ratio as `as_dict` wrote it to a results file (older files carry their date on the file)."""
+        return cls(saved["name"], saved["meaning"], saved["unit"], list(saved["a"]), list(saved["b"]),
+                   saved.get("target", ""), saved.get("b_target", ""), saved.get("date", date))
 
     @property
     def pair_ratios(self) -> list[float]:
@@ -77,7 +85,8 @@ class Ratio:
         return {"name": self.name, "meaning": self.meaning, "unit": self.unit, "ratio": round(self.value, 3),
                 "ratio_min": round(self.spread[0], 3), "ratio_max": round(self.spread[1], 3), "pairs": len(self.a),
                 "a_median": statistics.median(self.a), "b_median": statistics.median(self.b),
-                "a": self.a, "b": self.b, "target": self.target, "b_target": self.b_target, "met": self.met()}
+                "a": self.a, "b": self.b, "target": self.target, "b_target": self.b_target, "met": self.met(),
+                "date": self.date}
 
 
 def holds(value: float, target: str) -> bool:

@@ -56,6 +56,9 @@ def image_folders(root: Path, archive: Path) -> None:
     odd = sample("mixed_sizes") / "test" / "dog" / "0001.jpg"
     with Image.open(odd) as image:
         image.resize((40, 40)).save(odd, format="JPEG")
+    for wide in sample("non_square").rglob("*.jpg"):
+        with Image.open(wide) as image:
+            image.resize((40, 30)).save(wide, format="JPEG")
     (root / "folders" / "photos.tar.gz").write_text("a text file with an archive's name")
     sample("good")
     shutil.copytree(root / "folders" / "good", root / "folders" / "changed")
@@ -154,6 +157,8 @@ ROWS = [
      ["truncated/train/cat/0000.jpg is a truncated or corrupt image", "Valid: whole image files"]),
     ("mixed image sizes", ["data=folder", "data.root={root}/folders/mixed_sizes", "paths.data_dir={root}/data"], 2,
      ["the images of test/ differ in size: 32×32 (3 images)", "40×40 (1, e.g.", "0001.jpg", "data.resize=N"]),
+    ("non-square images", ["data=folder", "data.root={root}/folders/non_square", "paths.data_dir={root}/data"], 2,
+     ["the images are 30×40 (height × width)", "take square images", "data.resize=30"]),
     ("archive that is not one", ["data=folder", "data.root={root}/folders/photos.tar.gz",
                                  "paths.data_dir={root}/data"], 2,
      ["photos.tar.gz is not an archive", "neither tar nor zip", "or the unpacked folder"]),

@@ -56,8 +56,8 @@ def uninterrupted(tmp_path_factory) -> dict:
     return results(one_run_dir(cwd))
 
 
-def start(cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([CLI, *RUN], cwd=cwd, env=user_env(),
+def start(cwd: Path, args: list[str] = RUN) -> subprocess.Popen:
+    return subprocess.Popen([CLI, *args], cwd=cwd, env=user_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -99,6 +99,29 @@ def test_kill_9_at_a_random_step_then_resume_ends_with_the_uninterrupted_metrics
     steps = [row["trainer/global_step"] for row in resumed_run["history"] if "trainer/global_step" in row]
     assert steps and min(steps) >= killed_at
     assert resumed_run["summary"]["test/acc"] == uninterrupted["test/acc"]
+
+
+def test_a_run_with_lookahead_stopped_and_resumed_ends_with_the_uninterrupted_metrics(tmp_path):
+    """The lookahead average is part of the run's state: it is saved with the checkpoint and goes on from there."""
+    args = [a if a != "callbacks=base" else "callbacks=[base,lookahead]" for a in RUN]
+    args += ["callbacks.lookahead.every_n_steps=2"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    whole.mkdir()
+    cut.mkdir()
+    done = run_cli(*args, cwd=whole)
+    assert done.returncode == 0, done.stderr[-3000:]
+    proc = start(cut, args)
+    run_dir = wait_for_training(cut, proc)
+    time.sleep(random.uniform(0.2, 1.0))
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-3000:]
+    stopped_at = ckpt_step(run_dir / "checkpoints" / "resume.ckpt")
+    assert torch.load(run_dir / "checkpoints" / "resume.ckpt", map_location="cpu", weights_only=True)[
+        "callbacks"]["Lookahead"]["average"] is not None or stopped_at < 2
+    done = run_cli(*args, "resume=true", cwd=cut)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert final_metrics(results(run_dir)) == final_metrics(results(one_run_dir(whole))), stopped_at
 
 
 def test_sigterm_saves_a_checkpoint_and_resume_ends_with_the_uninterrupted_metrics(tmp_path, uninterrupted):

@@ -216,13 +216,15 @@ def fit_size(resize: int | None) -> Callable[[torch.Tensor], torch.Tensor] | Non
 def decode_split(split: str, files: list[tuple[Path, int]], resize: int | None, shown: Path,
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """The images of one split as (uint8 N×3×H×W, int64 labels); mixed sizes without `resize` are refused."""
+    from rich.console import Console
     from rich.progress import Progress
 
     fit = fit_size(resize)
     images: list[torch.Tensor] = []
     sizes: Counter[tuple[int, int]] = Counter()
     example: dict[tuple[int, int], Path] = {}
-    with Progress(transient=True) as progress:
+    console = Console(stderr=True)
+    with Progress(transient=True, console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task(f"decoding {split}/", total=len(files))
         for i, (path, _) in enumerate(files):
             image = decode_file(path)
@@ -391,6 +393,11 @@ def _build_cache(folder: Path, source: Path, key: str, resize: int | None, cache
     if len(sizes) > 1:
         raise CnnlabError(f"data.root={source}: the splits' images differ in size ({', '.join(f'{h}×{w}' for h, w in sorted(sizes))}). "
                           "Valid: one size for every image, or data.resize=N to bring each to N×N.")
+    (height, width), = sizes
+    if height != width:
+        raise CnnlabError(f"data.root={source}: the images are {height}×{width} (height × width), and cnnlab's models "
+                          f"take square images. Valid: data.resize=N to scale each image's shorter side to N and keep "
+                          f"the centre N×N (e.g. data.resize={min(height, width)}).")
     mean, std = channel_stats(splits["train"]["images"])
     saved = {"format": CACHE_FORMAT, "key": key, "source": str(source), "classes": layout.classes,
              "splits": splits, "mean": list(mean), "std": list(std)}

@@ -323,7 +323,7 @@ def rotation(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
 def architectures(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
     by_data: dict[str, list[Run]] = {}
     for run in (r for r in runs if r.ok):
-        by_data.setdefault(run.config.get("data", {}).get("name", "?"), []).append(run)
+        by_data.setdefault(run.dataset, []).append(run)
     fig, axes = panels(len(by_data) or 1, width=5.5, height=4.0)
     said = []
     for ax, (data, data_runs) in zip(axes, sorted(by_data.items())):
@@ -336,7 +336,7 @@ def architectures(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
         best = max(data_runs, key=lambda r: r.number("test/acc"))
         said.append(f"on {data} {best.config['model']['name']} leads with {pct(best.number('test/acc'))} "
                     f"({params(best) / 1e6:.2f} M parameters, {best.number('wall_time_s'):.0f} s)")
-    unfinished = sorted({r.config.get("data", {}).get("name", "?") for r in runs if not r.ok} - set(by_data))
+    unfinished = sorted({r.dataset for r in runs if not r.ok} - set(by_data))
     if unfinished:
         said.append(f"no {' or '.join(unfinished)} run finished (see the failed runs)")
     sentence = f"On the same short budget, {'; '.join(said) or 'no run finished'}."

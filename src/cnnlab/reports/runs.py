@@ -41,6 +41,11 @@ class Run:
         """Probe numbers under `prefix` (e.g. 'linear_probe/'), in measured order, prefix removed."""
         return {k[len(prefix):]: v for k, v in self.probes.items() if k.startswith(prefix)}
 
+    @property
+    def dataset(self) -> str:
+        """How the run names its data: the label it recorded ("CIFAR-10 (JPEG copy)"), else data.name."""
+        return (self.config.get("dataset") or {}).get("label") or self.config.get("data", {}).get("name", "?")
+
     def setting(self, key: str) -> str | None:
         """The value of `key` in this run's overrides (`pooling=max` → 'max'), else None."""
         for item in self.overrides:
