@@ -47,7 +47,7 @@ report: install ## side-by-side report of run or sweep dirs: make report ARGS="l
 models: install ## list every model: named stages, output shapes, parameters (ARGS="vgg16 --image-size 32")
 	$(VENV)/bin/cnnlab-models $(ARGS)
 
-test: install ## run the test suite (skips tests marked slow), < 10 min on 2 cores
+test: install ## run the test suite (skips tests marked slow), ~13 min on 2 cores (reads the CIFAR-10 copy in ../shared)
 	$(VENV)/bin/pytest -m "not slow" $(ARGS)
 
 test-full: install ## run every test, the slow ones too
