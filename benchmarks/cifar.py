@@ -9,15 +9,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import ACCELERATOR, PAIRS, Ratio, cli, paired, scratch
+from benchmarks.common import ACCELERATOR, PAIRS, Ratio, paired, scratch, timed_run
 
 #: the framework alone, on the fast recipe's net, batch, precision and memory format
 CIFAR = ["experiment=cifar10_fast"]
@@ -64,22 +62,6 @@ class Budget:
         return {"epochs": self.epochs, "minutes": self.minutes, "test_acc": self.accuracy}
 
 
-def fast_run(epochs: int, seed: int) -> tuple[float, float]:
-    """(wall-clock minutes of the whole command, test accuracy) of one cifar10_fast run."""
-    run_dir = scratch("fast")
-    started = time.perf_counter()
-    done = subprocess.run([cli(), *ACCELERATOR, *CIFAR, f"trainer.max_epochs={epochs}", f"seed={seed}",
-                           f"hydra.run.dir={run_dir}"], capture_output=True, text=True)
-    minutes = (time.perf_counter() - started) / 60
-    results = run_dir / "results.json"
-    if done.returncode != 0 or not results.is_file():
-        raise RuntimeError(f"cifar10_fast with {epochs} epochs failed (exit {done.returncode}):\n"
-                           f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    acc = json.loads(results.read_text())["test/acc"]
-    shutil.rmtree(run_dir, ignore_errors=True)
-    return minutes, acc
-
-
 def measure_frontier(budgets: list[int], seeds: list[int], progress=None) -> list[Budget]:
     """Every budget once per seed, budgets interleaved (seed by seed) so drift in the machine's speed spreads
     over all of them."""
@@ -88,9 +70,9 @@ def measure_frontier(budgets: list[int], seeds: list[int], progress=None) -> lis
         for row in rows:
             if progress is not None:
                 progress(f"cifar10_fast: {row.epochs} epochs, seed {seed}")
-            minutes, acc = fast_run(row.epochs, seed)
-            row.minutes.append(minutes)
-            row.accuracy.append(acc)
+            run = timed_run([*CIFAR, f"trainer.max_epochs={row.epochs}", f"seed={seed}"])
+            row.minutes.append(run.seconds / 60)
+            row.accuracy.append(run.test_acc)
     return rows
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -107,6 +109,28 @@ def paired(ratio: Ratio, measure_a: Callable[[], float], measure_b: Callable[[],
             ratio.a.append(a)
             ratio.b.append(b)
     return ratio
+
+
+@dataclass
+class Timed:
+    """One whole `cnnlab-train` command: its wall-clock seconds and test accuracy."""
+
+    seconds: float
+    test_acc: float
+
+
+def timed_run(overrides: list[str]) -> Timed:
+    """`cnnlab-train OVERRIDES` in a fresh process, timed as the whole command (start to exit), and its test
+    accuracy; a failed run raises with the end of its output."""
+    run_dir = scratch("run")
+    started = time.perf_counter()
+    done = subprocess.run([cli(), *ACCELERATOR, *overrides, f"hydra.run.dir={run_dir}"], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    results = run_dir / "results.json"
+    if done.returncode != 0 or not results.is_file():
+        raise RuntimeError(f"cnnlab-train {' '.join(overrides)} failed (exit {done.returncode}):\n"
+                           f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return Timed(seconds, json.loads(results.read_text())["test/acc"])
 
 
 def cli() -> str:

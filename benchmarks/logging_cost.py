@@ -5,30 +5,9 @@ third run with `logger=none callbacks=base` (no pictures, no probes) shows what 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
 from dataclasses import dataclass, field
 
-from benchmarks.common import ACCELERATOR, PAIRS, Ratio, cli, scratch
-
-
-@dataclass
-class Timed:
-    seconds: float
-    test_acc: float
-
-
-def timed_run(overrides: list[str]) -> Timed:
-    run_dir = scratch("run")
-    started = time.perf_counter()
-    done = subprocess.run([cli(), *ACCELERATOR, *overrides, f"hydra.run.dir={run_dir}"], capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    results = run_dir / "results.json"
-    if done.returncode != 0 or not results.is_file():
-        raise RuntimeError(f"cnnlab-train {' '.join(overrides)} failed (exit {done.returncode}):\n"
-                           f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return Timed(seconds, json.loads(results.read_text())["test/acc"])
+from benchmarks.common import PAIRS, Ratio, Timed, timed_run
 
 
 @dataclass

@@ -16,7 +16,7 @@ from torchvision.datasets import ImageFolder
 from cnnlab.data.datasets import DATASETS, DatasetSpec, load_split
 from cnnlab.data.folder import ImageFolderSource, open_folder, source_name
 from cnnlab.data.resident import AUTO_LIMIT_BYTES, ResidentLoader, ResidentSubset, as_tensors
-from cnnlab.data.transforms import BatchTransform, build_transform
+from cnnlab.data.transforms import BatchTransform, augmentations, build_transform
 from cnnlab.errors import CnnlabError, UnknownNameError, unknown_name
 
 #: `data=folder`: images in torchvision's ImageFolder layout, from `data.root` (cnnlab/data/folder.py)
@@ -97,6 +97,8 @@ class ImageDataModule(L.LightningDataModule):
         self.image_size = int(image_size or self.spec.image_size)
         if self.image_size < 1:
             raise CnnlabError(f"data.image_size must be a positive number of pixels, got {image_size}.")
+        self.transforms = dict(transforms or {})
+        augmentations(self.transforms, self.image_size)  # a bad affine, crop or flip fails here, before any trainer
         self.resident = resident
         #: where resident images go when no Trainer is attached (a Trainer's own device wins)
         self.device = torch.device("cpu")
@@ -110,7 +112,6 @@ class ImageDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.download = download
-        self.transforms = dict(transforms or {})
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None

@@ -79,9 +79,8 @@ def build_transform(cfg: Mapping[str, Any], spec: DatasetSpec, image_size: int, 
     crop: null | {padding, padding_mode}, flip: probability}."""
     steps: list[v2.Transform] = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
     steps += resize_to(spec.image_size, image_size)
-    augment = augmentations(cfg, image_size)  # checked for eval too: a bad value fails before training
     if train:
-        steps += augment
+        steps += augmentations(cfg, image_size)
     if cfg.get("normalize", False):
         steps.append(v2.Normalize(spec.mean, spec.std))
     return v2.Compose(steps)
