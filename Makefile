@@ -10,7 +10,7 @@ ARGS ?=
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: help install train models test test-full bench sweep experiment report clean clean-logs
+.PHONY: help install train models lint check test bench sweep experiment report clean clean-logs
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -47,10 +47,13 @@ report: install ## side-by-side report of run or sweep dirs: make report ARGS="l
 models: install ## list every model: named stages, output shapes, parameters (ARGS="vgg16 --image-size 32")
 	$(VENV)/bin/cnnlab-models $(ARGS)
 
-test: install ## run the test suite (skips tests marked slow), ~13 min on 2 cores (reads the CIFAR-10 copy in ../shared)
-	$(VENV)/bin/pytest -m "not slow" $(ARGS)
+lint: install ## ruff (pinned; rules and line length in pyproject.toml) over src, tests and benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks
 
-test-full: install ## run every test, the slow ones too
+check: lint ## the quick inner loop, under 3 min: lint + the tests not marked slow (no training subprocess)
+	$(VENV)/bin/pytest -m "not slow" -q $(ARGS)
+
+test: install ## every test, the slow ones too: what CI runs (.ci/run), ~13 min on 2 cores (reads the CIFAR-10 copy in ../shared)
 	$(VENV)/bin/pytest $(ARGS)
 
 bench: install ## speed ratios side by side (5 pairs after a warm-up, median and min-max): overhead, data, logging, sweep, CIFAR-10, the cifar10_fast frontier (~90 min here; ARGS="--only overhead")

@@ -93,7 +93,8 @@ def rows(ratios: list[Ratio], extra: dict) -> list[tuple[str, ...]]:
     for r in ratios:
         low, high = r.spread
         target = " and ".join(t for t in (r.target, f"B {r.b_target} {r.unit}" if r.b_target else "") if t)
-        out.append((r.name, r.meaning, f"{statistics.median(r.a):.4g} {r.unit}", f"{statistics.median(r.b):.4g} {r.unit}",
+        a, b = statistics.median(r.a), statistics.median(r.b)
+        out.append((r.name, r.meaning, f"{a:.4g} {r.unit}", f"{b:.4g} {r.unit}",
                     f"{r.value:.3f} ({low:.3f}–{high:.3f})", str(len(r.a)), f"{target}{mark(r.met())}"))
     if "lenet5" in extra:
         lenet = extra["lenet5"]

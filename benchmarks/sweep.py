@@ -24,13 +24,15 @@ def runs_per_hour(overrides: list[str], parallel: bool) -> float:
     finished = len(list(sweep_dir.glob("*/results.json")))
     if done.returncode != 0 or finished != JOBS:
         raise RuntimeError(f"the {'parallel' if parallel else 'one-by-one'} sweep finished {finished} of {JOBS} "
-                           f"jobs (exit {done.returncode}); its output ends:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+                           f"jobs (exit {done.returncode}); its output ends:\n"
+                           f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return JOBS * 3600 / seconds
 
 
 def measure(overrides: list[str], pairs: int = PAIRS, progress=None) -> Ratio:
     ratio = Ratio("sweep", f"runs per hour, {JOBS}-job sweep in parallel / one by one", "runs/h", target="≥ 1.6")
-    return paired(ratio, lambda: runs_per_hour(overrides, parallel=True), lambda: runs_per_hour(overrides, parallel=False),
+    return paired(ratio, lambda: runs_per_hour(overrides, parallel=True),
+                  lambda: runs_per_hour(overrides, parallel=False),
                   pairs, progress=progress)
 
 

@@ -5,7 +5,9 @@ stay exactly as they were."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,10 +18,9 @@ from hydra.core.global_hydra import GlobalHydra
 from cnnlab import REPO_ROOT
 from cnnlab.data.folder import open_folder
 from cnnlab.train import cli
-from conftest import cifar_sample
+from helpers import cifar_sample
 
-QUICK = ["debug=limit", "trainer.accelerator=cpu", "logger=none", "callbacks=base",
-         "++callbacks.rich_progress_bar=null", "++callbacks.model_summary=null"]
+QUICK = ["debug=test", "logger=none", "callbacks=base"]
 
 
 def run(args: list[str]) -> int:
@@ -84,8 +85,23 @@ def place(tmp_path_factory, cifar10_jpeg):
     (root / "empty_data").mkdir()
     (root / "a_file").write_text("not a folder")
     image_folders(root, cifar10_jpeg)
-    yield {"root": root, "earlier": earlier, "best": best}
+    readonly, undo = read_only_folder(root / "readonly")
+    yield {"root": root, "earlier": earlier, "best": best, "readonly": readonly}
+    undo()
     GlobalHydra.instance().clear()
+
+
+def read_only_folder(path: Path):
+    """A folder no run can be written into, and how to undo it: mode 555, or for root (whom modes do not stop) a
+    read-only tmpfs mounted there; where root may not mount, sysfs's /sys/kernel stands in."""
+    path.mkdir()
+    path.chmod(0o555)
+    if not os.access(path, os.W_OK):
+        return path, lambda: path.chmod(0o755)
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)]
+    if subprocess.run(mount, capture_output=True).returncode == 0:
+        return path, lambda: subprocess.run(["umount", str(path)], check=True)
+    return Path("/sys/kernel"), lambda: None
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
@@ -112,22 +128,24 @@ ROWS = [
     ("unknown accelerator", ["trainer.accelerator=tpu"], 2, ["'accelerator': 'tpu'", "trainer=cpu always works"]),
     # wrong types
     ("epochs not a number", ["trainer.max_epochs=abc"], 2, ["trainer.max_epochs='abc'", "expected int"]),
-    ("batch not a number", ["data.batch_size=abc"], 2, ["data.batch_size", "positive integer", "'abc'"]),
-    ("depth not a number", ["model=simple_cnn", "model.depth=abc"], 2, ["model.depth", "'abc'", "default is 3"]),
+    ("batch not a number", ["data.batch_size=abc"], 2, ["data.batch_size must be a whole number ≥ 1", "'abc'"]),
+    ("depth not a number", ["model=simple_cnn", "model.depth=abc"], 2,
+     ["model.depth", "'abc'", "uses 3 when model.depth=null"]),
     ("lr not a number", ["optimizer.lr=abc"], 2, ["'lr': 'abc'", "Its options: lr"]),
-    ("seed not a number", ["seed=abc"], 2, ["seed='abc'", "whole number >= 0"]),
+    ("seed not a number", ["seed=abc"], 2, ["seed must be a whole number ≥ 0", "'abc'"]),
     ("resident not a choice", ["data.resident=maybe"], 2, ["'maybe'", "true", "auto"]),
     ("train not a bool", ["train=maybe"], 2, ["train='maybe'", "train=true or train=false"]),
     ("degrees not a number", ["transforms=affine", "transforms.affine.degrees=abc"], 2, ["abc", "degrees"]),
     # negative or zero sizes
     ("zero batch", ["data.batch_size=0"], 2, ["data.batch_size", "got 0"]),
     ("negative batch", ["data.batch_size=-5"], 2, ["data.batch_size", "got -5"]),
-    ("zero depth", ["model=simple_cnn", "model.depth=0"], 2, ["model.depth", "positive integer, got 0"]),
-    ("zero width", ["model=simple_cnn", "model.width=0"], 2, ["model.width", "positive integer, got 0"]),
+    ("zero depth", ["model=simple_cnn", "model.depth=0"], 2, ["model.depth must be a whole number ≥ 1, got 0"]),
+    ("zero width", ["model=simple_cnn", "model.width=0"], 2, ["model.width must be a whole number ≥ 1, got 0"]),
     ("negative lr", ["optimizer.lr=-1"], 2, ["Invalid learning rate: -1", "Its options: lr"]),
     ("negative val size", ["data.val_size=-3"], 2, ["data.val_size", "between 1 and 59999", "got -3"]),
-    ("negative workers", ["data.num_workers=-1"], 2, ["data.num_workers", ">= 0", "got -1"]),
-    ("zero checkpoint steps", ["callbacks.resume_checkpoint.every_n_steps=0"], 2, ["every_n_steps=0", ">= 1"]),
+    ("negative workers", ["data.num_workers=-1"], 2, ["data.num_workers must be a whole number ≥ 0", "got -1"]),
+    ("zero checkpoint steps", ["callbacks.resume_checkpoint.every_n_steps=0"], 2,
+     ["resume_checkpoint.every_n_steps must be a whole number ≥ 1", "got 0"]),
     ("smoothing above 1", ["label_smoothing=2"], 2, ["label_smoothing=2", "[0, 1)"]),
     ("zero devices", ["trainer.devices=0"], 2, ["devices=0", "trainer=cpu always works"]),
     # image too small for the depth
@@ -167,11 +185,13 @@ ROWS = [
      ["data.cache={root}/folders/my_cache.pt was decoded from an older version of the source, or another source",
       "Valid: delete", "data.cache=auto"]),
     ("resize not a size", ["data=folder", "data.root={root}/folders/good", "data.resize=-4"], 2,
-     ["data.resize=-4 is not valid", "positive number of pixels"]),
+     ["data.resize must be a whole number ≥ 1", "got -4", "Or null"]),
     ("root on a torchvision dataset", ["+data.root={root}/folders/good"], 2,
      ["folders/good applies to image folders only", "not to data.name=mnist", "data=folder"]),
     ("crop padding not a size", ["transforms=crop_flip", "transforms.crop.padding=-2"], 2,
      ["transforms.crop=", "whole pixels >= 0", "padding_mode"]),
+    ("unknown transforms key", ["+transforms.colour=0.5"], 2,
+     ["Unknown transforms key 'colour'", "transforms.colour", "affine, crop, flip, normalize"]),
     ("flip not a probability", ["transforms=flip", "transforms.flip=2"], 2, ["transforms.flip=2", "[0, 1]"]),
     ("tta not a choice", ["tta=mirror"], 2, ["tta='mirror' is not valid", "none, flip"]),
     # checkpoints: missing, corrupt, truncated, not a checkpoint, another model's
@@ -188,6 +208,18 @@ ROWS = [
     # output and resume
     ("unwritable output dir", ["paths.log_dir={root}/a_file/logs"], 2,
      ["Cannot write runs under", "a_file is not a directory", "paths.log_dir=logs"]),
+    ("output dir under /proc", ["paths.log_dir=/proc/cnnlab/logs"], 2,
+     ["Cannot write runs under /proc/cnnlab/logs", "no folder or file can be made in /proc", "paths.log_dir=logs"]),
+    ("output dir in read-only sysfs", ["paths.log_dir=/sys/cnnlab/logs"], 2,
+     ["Cannot write runs under /sys/cnnlab/logs", "no folder or file can be made in /sys", "paths.log_dir=logs"]),
+    ("output dir under a read-only folder", ["paths.log_dir={readonly}/logs"], 2,
+     ["Cannot write runs under {readonly}/logs", "no folder or file can be made in {readonly}"]),
+    ("sweep into an unwritable dir", ["-m", "seed=1,2", "paths.log_dir=/proc/cnnlab/logs"], 2,
+     ["Cannot write runs under /proc/cnnlab/logs/multiruns", "no folder or file can be made in /proc"]),
+    ("experiment into an unwritable dir", ["experiment=pooling", "paths.log_dir={root}/a_file/logs"], 2,
+     ["Cannot write runs under {root}/a_file/logs/experiments/pooling", "a_file is not a directory"]),
+    ("resume into an unwritable dir", ["resume=true", "paths.log_dir=/sys/cnnlab/logs"], 2,
+     ["Cannot write runs under /sys/cnnlab/logs/runs", "no folder or file can be made in /sys"]),
     ("resume a missing dir", ["resume={root}/nowhere"], 2, ["resume=", "nowhere is not a cnnlab run dir",
                                                             "resume=true"]),
     ("resume another command", ["model=simple_cnn", "resume={earlier}"], 2,
@@ -199,19 +231,20 @@ ROWS = [
 def test_bad_input_gets_one_clear_paragraph_and_earlier_results_stay(place, tmp_path, capsys, overrides, code,
                                                                     expected):
     before = fingerprint(place["earlier"])
-    args = [o.format(root=place["root"], earlier=place["earlier"], best=place["best"]) for o in overrides]
+    args = [o.format(**place) for o in overrides]
     capsys.readouterr()
-    got = run([*QUICK, f"paths.log_dir={tmp_path / 'logs'}", *args])
+    flags = [a for a in args if a.startswith("-")]  # -m goes before the overrides, as a user types it
+    got = run([*flags, *QUICK, f"paths.log_dir={tmp_path / 'logs'}", *(a for a in args if a not in flags)])
     out = capsys.readouterr()
     printed = out.err + out.out
     assert got == code, printed[-3000:]
     assert "Traceback" not in printed
     text = " ".join(printed.split())
     for piece in expected:
-        assert piece.format(root=place["root"]) in text, (piece, printed[-2000:])
+        assert piece.format(**place) in text, (piece, printed[-2000:])
     if code == 2:  # cnnlab's own: one paragraph, on one line
         (line,) = [line for line in printed.splitlines() if line.startswith("cnnlab: error:")]
-        assert all(piece.format(root=place["root"]) in line for piece in expected)
+        assert all(piece.format(**place) in line for piece in expected)
     assert fingerprint(place["earlier"]) == before
 
 

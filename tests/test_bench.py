@@ -43,6 +43,7 @@ def test_the_frontier_table_marks_the_budgets_that_meet_the_target_and_the_readm
     assert "old" not in text and table[3] in text and text.startswith("before") and text.endswith("after\n")
 
 
+@pytest.mark.slow
 def test_overhead_and_data_measure_real_steps_on_both_paths():
     tiny = ["data.batch_size=64", "logger=none", "callbacks=base"]
     ratio = overhead.measure(tiny, pairs=1, steps=15)

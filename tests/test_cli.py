@@ -10,11 +10,12 @@ import pytest
 
 from cnnlab import REPO_ROOT
 from cnnlab.loggers.wandb_offline import find_runs, read_run
-from conftest import run_cli
+from helpers import run_cli
 
-QUICK = ["debug=limit", "trainer.accelerator=cpu"]
+QUICK = ["debug=test"]
 
 
+@pytest.mark.slow
 def test_train_from_any_directory_writes_its_own_run_dir(tmp_path):
     done = run_cli("model=lenet5", "pooling=avg", "activation=tanh", "data=mnist", "trainer.max_epochs=2",
                    "trainer.limit_train_batches=10", *QUICK, "logger=csv", cwd=tmp_path)
@@ -31,16 +32,16 @@ def test_train_from_any_directory_writes_its_own_run_dir(tmp_path):
 
 
 @pytest.mark.parametrize("launcher", [[], ["hydra/launcher=parallel"]], ids=["one-by-one", "parallel"])
+@pytest.mark.slow
 def test_multirun_gives_one_job_dir_and_one_wandb_run_per_job(tmp_path, launcher):
-    done = run_cli("-m", *launcher, "pooling=max,avg", *QUICK, "callbacks.rich_progress_bar=null", cwd=tmp_path)
+    done = run_cli("-m", *launcher, "pooling=max,avg", *QUICK, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     (sweep_dir,) = list((tmp_path / "logs" / "multiruns").glob("*/*"))
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
     runs = [read_run(r) for r in find_runs(sweep_dir)]
     assert len(runs) == 2
     names = sorted(r["name"] for r in runs)  # named after each job's overrides
-    assert names == [f"callbacks.rich_progress_bar=null,debug=limit,pooling={p},trainer.accelerator=cpu"
-                     for p in ("avg", "max")]
+    assert names == [f"debug=test,pooling={p}" for p in ("avg", "max")]
     assert {r["state"] for r in runs} == {"finished"}
     assert len({r["group"] for r in runs}) == 1 and runs[0]["group"].startswith("sweep-")
     assert {r["config"]["pooling"]["name"] for r in runs} == {"max", "avg"}
@@ -48,6 +49,7 @@ def test_multirun_gives_one_job_dir_and_one_wandb_run_per_job(tmp_path, launcher
     assert "cnnlab sweep finished" in done.stdout and done.stdout.count(" ok ") == 2
 
 
+@pytest.mark.slow
 def test_a_failing_sweep_job_does_not_stop_the_others_and_is_listed(tmp_path):
     done = run_cli("-m", "model=simple_cnn", "model.depth=9,2", *QUICK, "logger=none", cwd=tmp_path)
     assert done.returncode == 1
@@ -73,6 +75,7 @@ def test_a_failing_sweep_job_does_not_stop_the_others_and_is_listed(tmp_path):
     ],
     ids=["unknown-model", "shrinks-below-1x1", "dataset-missing-offline", "unknown-config-option"],
 )
+@pytest.mark.slow
 def test_cli_errors_are_one_paragraph_without_traceback(tmp_path, args, code, expected):
     done = run_cli(*args, *QUICK, "logger=none", cwd=tmp_path)
     assert done.returncode == code
@@ -84,7 +87,7 @@ def test_make_help_lists_every_target():
     out = subprocess.run(["make", "-s", "help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
     out = re.sub(r"\x1b\[[0-9;]*m", "", out)  # colours
     targets = re.findall(r"^([a-zA-Z_-]+):.*?## ", (REPO_ROOT / "Makefile").read_text(), flags=re.M)
-    assert {"help", "install", "train", "test", "test-full", "sweep"} <= set(targets)
+    assert {"help", "install", "train", "check", "test", "sweep"} <= set(targets)
     for target in targets:
         assert re.search(rf"\b{target}\b", out), target
     assert Path(REPO_ROOT / ".ci" / "run").read_text().strip().endswith("make test")

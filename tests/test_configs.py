@@ -13,7 +13,7 @@ from cnnlab.data import DATASETS, ImageDataModule
 from cnnlab.data.transforms import build_transform
 from cnnlab.module import ImageClassifier
 from cnnlab.optim import build_optimizer, build_scheduler
-from conftest import cifar_sample
+from helpers import cifar_sample
 
 GROUPS = ["data", "model", "pooling", "activation", "transforms", "optimizer", "scheduler", "trainer", "logger",
           "callbacks", "experiment", "hparams_search", "debug"]

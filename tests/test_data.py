@@ -12,7 +12,7 @@ from torchvision import datasets as tvd
 from cnnlab import REPO_ROOT
 from cnnlab.data import DATASETS, ImageDataModule, load_split
 from cnnlab.errors import CnnlabError
-from conftest import copy_shipped_mnist
+from helpers import copy_shipped_mnist
 
 SHARED_RAW = REPO_ROOT.parent / "shared" / "data" / "MNIST" / "raw"
 

@@ -16,7 +16,7 @@ from cnnlab.data.resident import ResidentLoader, ResidentSubset
 from cnnlab.data.transforms import BatchAffine
 from cnnlab.errors import CnnlabError
 from cnnlab.train import train
-from conftest import copy_shipped_mnist
+from helpers import copy_shipped_mnist
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,7 @@ def test_resident_choice_is_checked_and_auto_falls_back_to_dataloaders(mnist_roo
     assert dm.resident_device is None and not isinstance(dm.train_dataloader(), ResidentLoader)
 
 
+@pytest.mark.slow
 def test_a_run_logs_the_loss_only_when_the_logger_writes_and_its_speed_per_epoch(make_cfg, tmp_path):
     """Each self.log costs Lightning bookkeeping (and a GPU sync for the bar): train/loss is the mean of the
     steps since the last write, written every log_every_n_steps; perf/* once per epoch."""
@@ -116,6 +117,7 @@ def test_a_run_logs_the_loss_only_when_the_logger_writes_and_its_speed_per_epoch
     assert results["perf/step_ms"] > 0 and results["perf/images_per_s"] > 100
 
 
+@pytest.mark.slow
 def test_the_fast_trainer_preset_trains_without_a_sanity_check(make_cfg):
     cfg = make_cfg("trainer=fast", "trainer.log_every_n_steps=100")
     assert cfg.trainer.num_sanity_val_steps == 0 and cfg.trainer.benchmark is True

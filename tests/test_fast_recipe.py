@@ -81,7 +81,7 @@ def test_lookahead_pulls_the_weights_to_their_average_and_ends_each_epoch_on_it(
     restored = Lookahead()
     restored.load_state_dict(callback.state_dict())
     assert torch.equal(restored.average["weight"], callback.average["weight"])
-    with pytest.raises(CnnlabError, match=r"every_n_steps=0 is not valid.*>= 1"):
+    with pytest.raises(CnnlabError, match=r"lookahead.every_n_steps must be a whole number ≥ 1.*got 0"):
         Lookahead(every_n_steps=0)
 
 
@@ -95,6 +95,7 @@ def test_flip_tta_averages_each_image_with_its_mirror_and_bad_values_are_named()
         ImageClassifier(model={"name": "simple_cnn", "image_size": 32}, num_classes=10, in_channels=3, tta="mirror")
 
 
+@pytest.mark.slow
 def test_a_short_cifar10_fast_run_learns_well_above_chance(make_cfg, cifar_images, tmp_path):
     cfg = make_cfg("experiment=cifar10_fast", "trainer.max_epochs=1", "trainer.limit_train_batches=30",
                    "trainer.limit_val_batches=1", "trainer.limit_test_batches=null", callbacks=None)

@@ -27,7 +27,7 @@ from cnnlab.data.folder import decode_file, open_folder
 from cnnlab.data.resident import ResidentLoader
 from cnnlab.data.transforms import PADDING_MODES, BatchCropFlip
 from cnnlab.train import train
-from conftest import CIFAR10_CLASSES, cifar_sample
+from helpers import CIFAR10_CLASSES, cifar_sample
 
 #: sha256 of cifar10-jpeg.tar.gz, as ../shared/data/README.md states it
 README_SHA256 = "b722fd0cd78c0d78c636a544d48631f84f49e3c074dad5bdbfa62a24e58eb564"
@@ -120,6 +120,7 @@ print(json.dumps({"key": source.key, "decoded": source.folder is not None}))
 """
 
 
+@pytest.mark.slow  # three fresh Python processes importing cnnlab at once: ~12 s on 2 cores
 def test_parallel_jobs_that_start_together_unpack_and_decode_once(cifar10_jpeg, tmp_path):
     archive = pack(cifar_sample(cifar10_jpeg, tmp_path / "photos", per_class=20), tmp_path / "photos.tar.gz")
     jobs = [subprocess.Popen([sys.executable, "-c", OPEN_IN_CHILD, str(archive), str(tmp_path / "data")],
@@ -169,7 +170,8 @@ def test_the_resident_cache_and_the_image_folder_dataloader_serve_the_same_pixel
     for dm in (fast, slow):
         dm.setup("fit")
         dm.setup("test")
-    assert isinstance(fast.train_dataloader(), ResidentLoader) and not isinstance(slow.train_dataloader(), ResidentLoader)
+    assert isinstance(fast.train_dataloader(), ResidentLoader)
+    assert not isinstance(slow.train_dataloader(), ResidentLoader)
     for fast_loader, slow_loader in ((fast.val_dataloader(), slow.val_dataloader()),
                                      (fast.test_dataloader(), slow.test_dataloader())):
         for (xf, yf), (xs, ys) in zip(fast_loader, slow_loader):
@@ -192,6 +194,7 @@ def test_batched_crop_and_flip_equal_torchvision_per_image_for_the_same_draws(ci
     assert not torch.equal(got, images)
 
 
+@pytest.mark.slow
 def test_a_cifar10_jpeg_run_learns_well_above_chance_and_records_its_data(make_cfg, cifar, tmp_path):
     results = train(make_cfg("data=cifar10_jpeg", "model=simple_cnn", "transforms=crop_flip",
                              "trainer.limit_train_batches=60", "trainer.limit_val_batches=1",
@@ -213,13 +216,15 @@ def test_the_cache_key_is_its_sources_contents_not_its_name(cifar10_jpeg, tmp_pa
     assert a.cache != b.cache and torch.equal(a.splits["train"].data, b.splits["train"].data)
 
 
+@pytest.mark.slow
 def test_every_picture_and_probe_runs_on_real_cifar_colour_images(make_cfg, cifar, tmp_path):
     results = train(make_cfg("data=cifar10_jpeg", "model=simple_cnn", "trainer.limit_train_batches=10",
                              "callbacks.translation.images=200", "callbacks.rotation.images=200", callbacks="default"))
     assert results["dataset"] == "CIFAR-10 (JPEG copy)"
     probes = json.loads((tmp_path / "run" / "probes" / "summary.json").read_text())
-    for key in ("linear_probe/block3", "linear_probe/input", "cka/linear/block1~block2", "receptive_field/theoretical/block3",
-                "translation/consistency/shift2", "rotation/acc/+90deg", "linearity/max_abs_diff", "weight_sharing/params"):
+    for key in ("linear_probe/block3", "linear_probe/input", "cka/linear/block1~block2",
+                "receptive_field/theoretical/block3", "translation/consistency/shift2", "rotation/acc/+90deg",
+                "linearity/max_abs_diff", "weight_sharing/params"):
         assert key in probes, key
     entries = [json.loads(line) for line in (tmp_path / "run" / "pictures" / "index.jsonl").read_text().splitlines()]
     first = next(e for e in entries if e["key"] == "filters/block1.conv")

@@ -1,5 +1,5 @@
 """Sweeps beyond one process: submitit (local, SLURM), Optuna, a W&B sweep's agent command, and DDP ranks
-(trainer=ddp_cpu) in a single run and inside -m. Real runs through the CLI, tiny ones (debug=limit)."""
+(trainer=ddp_cpu) in a single run and inside -m. Real runs through the CLI, tiny ones (debug=test)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from omegaconf import OmegaConf
 
 from cnnlab import CONF_DIR
 from cnnlab.loggers.wandb_offline import find_runs, read_run
-from conftest import run_cli, user_env
+from helpers import run_cli, user_env
 
-QUICK = ["debug=limit", "callbacks=base", "trainer.accelerator=cpu", "callbacks.rich_progress_bar=null"]
+QUICK = ["debug=test", "callbacks=base"]
 
 
 def hydra_config(*overrides: str):
@@ -70,9 +70,9 @@ def test_slurm_launcher_config_composes_into_the_sbatch_script_it_means(tmp_path
     assert "--partition" not in script  # null: the cluster's default
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_a_real_sweep(tmp_path):
-    done = run_cli("-m", "hydra/launcher=local", "debug=limit", "logger=csv", "callbacks=base",
-                   "trainer.accelerator=cpu", "seed=1,2", cwd=tmp_path)
+    done = run_cli("-m", "hydra/launcher=local", "debug=test", "logger=csv", "callbacks=base", "seed=1,2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     sweep_dir = one_dir("logs/multiruns/*/*", tmp_path)
     assert [p.name for p in job_dirs(sweep_dir)] == ["0", "1"]
@@ -97,9 +97,10 @@ def test_optuna_search_config_composes():
     assert hydra.launcher._target_.endswith("BasicLauncher")  # one trial after another unless asked otherwise
 
 
+@pytest.mark.slow
 def test_optuna_search_runs_real_trials_and_writes_the_best(tmp_path):
-    done = run_cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "debug=limit", "logger=csv",
-                   "callbacks=base", "trainer.accelerator=cpu", cwd=tmp_path)
+    done = run_cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "debug=test", "logger=csv",
+                   "callbacks=base", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     sweep_dir = one_dir("logs/multiruns/*/*", tmp_path)
     trials = []
@@ -117,6 +118,7 @@ def test_optuna_search_runs_real_trials_and_writes_the_best(tmp_path):
     assert "setup plugin" not in done.stdout  # alembic's log lines are quiet
 
 
+@pytest.mark.slow
 def test_wandb_sweep_agent_command_is_a_working_cnnlab_train_call(tmp_path):
     from wandb.sdk.launch.sweeps import utils as sweep_utils
 
@@ -161,6 +163,7 @@ def check_ddp_run(run_dir: Path, seed: int) -> float:
     return results["test/acc"]
 
 
+@pytest.mark.slow
 def test_ddp_cpu_single_run_is_one_run_dir_and_one_wandb_run(tmp_path):
     done = run_cli("trainer=ddp_cpu", "seed=3", *QUICK, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -170,6 +173,7 @@ def test_ddp_cpu_single_run_is_one_run_dir_and_one_wandb_run(tmp_path):
     assert done.stdout.count("cnnlab run finished") == 1  # rank 0 only
 
 
+@pytest.mark.slow
 def test_ddp_cpu_inside_a_sweep_gives_one_job_dir_and_one_wandb_run_per_job(tmp_path):
     done = run_cli("-m", "trainer=ddp_cpu", "seed=1,2", *QUICK, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -201,6 +205,7 @@ train.main()
 """
 
 
+@pytest.mark.slow
 def test_a_ddp_job_failing_on_rank_0_mid_fit_neither_hangs_nor_stops_the_sweep(tmp_path):
     # Rank 1 waits in a collective that rank 0 never joins: the job must end its ranks itself, the resume
     # checkpoint must not wait for them (Trainer.save_checkpoint's barrier would, forever), and the next job

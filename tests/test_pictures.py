@@ -28,7 +28,7 @@ from cnnlab.pictures.filters import filter_pictures
 from cnnlab.pictures.maximisation import channel_means, maximisation_picture, run_to
 from cnnlab.pictures.render import GAP, cell_origin, save_png, upscale_for
 from cnnlab.train import train
-from conftest import compose_run
+from helpers import compose_run
 
 KEYS = {"filters/block1.conv", "filters/block2.conv", "activations/block1", "activations/block2",
         "activations/fc1", "activations/fc2", "activations/logits", "activations/by_stage",
@@ -132,6 +132,7 @@ def test_activation_map_of_a_hand_set_kernel_matches_the_expected_map(tmp_path):
     np.testing.assert_array_equal(png[scale // 2::scale, scale // 2::scale], colours)
 
 
+@pytest.mark.slow
 def test_occlusion_map_of_a_trained_model_is_lowest_on_the_strokes(pictures_run):
     model, (x, y) = pictures_run["model"], pictures_run["probe"]
     occlusion = occlusion_map(model.net, x, y, patch=7, stride=2)
@@ -149,6 +150,7 @@ def test_occlusion_map_of_a_trained_model_is_lowest_on_the_strokes(pictures_run)
         assert 0 <= o.min() and o.max() <= 1
 
 
+@pytest.mark.slow
 def test_activation_maximisation_beats_every_probe_image_and_leaves_training_alone(pictures_run):
     model, (x, _) = pictures_run["model"], pictures_run["probe"]
     rng = torch.get_rng_state()
@@ -167,6 +169,7 @@ def test_activation_maximisation_beats_every_probe_image_and_leaves_training_alo
     assert "Rows: stages" in picture.caption and picture.size == (3 * 64 + 2 * GAP, 5 * 64 + 4 * GAP)
 
 
+@pytest.mark.slow
 def test_probe_batch_is_one_validation_image_per_class_the_same_every_time(pictures_run):
     x, y = pictures_run["probe"]
     assert y.tolist() == list(range(10)) and x.shape == (10, 1, 32, 32)
@@ -178,6 +181,7 @@ def test_probe_batch_is_one_validation_image_per_class_the_same_every_time(pictu
 
 # ---- where the pictures go ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_run_leaves_every_picture_as_a_png_of_its_stated_size(pictures_run):
     entries = index(pictures_run["dir"])
     assert {e["key"] for e in entries} == KEYS
@@ -195,6 +199,7 @@ def test_a_run_leaves_every_picture_as_a_png_of_its_stated_size(pictures_run):
     assert ("maximisation/stages", "epoch000") not in tags  # its cadence: only when training ends
 
 
+@pytest.mark.slow
 def test_the_offline_wandb_run_holds_the_images_with_their_captions(pictures_run):
     (wandb_run,) = find_runs(pictures_run["dir"])
     media = wandb_run / "files" / "media" / "images"
@@ -215,6 +220,7 @@ def test_the_offline_wandb_run_holds_the_images_with_their_captions(pictures_run
     assert logged == KEYS
 
 
+@pytest.mark.slow
 def test_curves_and_confusion_matrix_show_what_the_run_logged(pictures_run):
     run_dir, results = pictures_run["dir"], pictures_run["results"]
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]
@@ -228,6 +234,7 @@ def test_curves_and_confusion_matrix_show_what_the_run_logged(pictures_run):
     assert f"accuracy {100 * results['test/acc']:.2f} %" in confusion["caption"]
 
 
+@pytest.mark.slow
 def test_tensorboard_gets_the_images(make_cfg, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -241,6 +248,7 @@ def test_tensorboard_gets_the_images(make_cfg, tmp_path):
 
 
 @pytest.mark.parametrize("logger", ["none", "wandb"])
+@pytest.mark.slow
 def test_pictures_work_with_fast_dev_run_and_without_a_logger(make_cfg, tmp_path, logger):
     train(make_cfg("debug=fast", "trainer.accelerator=cpu", logger=logger, callbacks="pictures"))
     assert {e["key"] for e in index(tmp_path / "run")} == KEYS
@@ -277,6 +285,7 @@ def test_bad_picture_options_give_a_clear_error(make_cfg):
         train(make_cfg("+callbacks.filter_pictures.colour=red", callbacks="[base,filters]"))
 
 
+@pytest.mark.slow
 def test_drawing_pictures_leaves_training_exactly_as_it_was(make_cfg, tmp_path):
     """Pictures drawn after epoch 0 must not change epoch 1: same shuffling, same weights, same metrics."""
     quick = ("trainer.max_epochs=2", "trainer.limit_train_batches=8", "trainer.limit_val_batches=1",

@@ -21,7 +21,7 @@ from cnnlab.probes.rotation import best_rotated_match, filter_rotation_similarit
 from cnnlab.probes.translation import circular_shift, shift_robustness
 from cnnlab.probes.weight_sharing import unshared_parameters, weight_sharing_numbers
 from cnnlab.train import train
-from conftest import compose_run
+from helpers import compose_run
 
 
 class Staged(StagedModel):
@@ -72,7 +72,8 @@ def test_global_average_pool_only_model_is_perfectly_consistent_under_circular_s
 
 def test_max_pooling_cnn_is_not_shift_consistent(mnist_digits):
     net = create_model("simple_cnn", num_classes=10, in_channels=1, image_size=28, depth=3, width=8).eval()
-    result = shift_robustness(net, mnist_digits, torch.zeros(256, dtype=torch.long), 3, torch.Generator().manual_seed(0))
+    labels = torch.zeros(256, dtype=torch.long)
+    result = shift_robustness(net, mnist_digits, labels, 3, torch.Generator().manual_seed(0))
     assert result[0][1] == 1.0 and result[3][1] < 1.0
 
 
@@ -137,7 +138,8 @@ def test_a_cnn_without_weight_sharing_has_exactly_the_locally_connected_twin_s_p
 
 
 def test_unshared_parameters_of_one_conv_by_hand():
-    net = Staged((1, 8, 8), conv=nn.Conv2d(1, 4, 3, padding=1), gap=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+    net = Staged((1, 8, 8), conv=nn.Conv2d(1, 4, 3, padding=1),
+                 gap=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
     assert unshared_parameters(net, net.input_shape) == (4 * 9 + 4) * 8 * 8
 
 
@@ -159,6 +161,7 @@ def probes_run(tmp_path_factory):
     return {"dir": run_dir, "results": results, "summary": summary}
 
 
+@pytest.mark.slow
 def test_every_probe_number_is_in_the_run_dir(probes_run):
     numbers = probes_run["summary"]
     expected = ({f"linear_probe/{s}" for s in ("input", *STAGES, "network")}
@@ -182,6 +185,7 @@ def test_every_probe_number_is_in_the_run_dir(probes_run):
         assert record["tag"] == "final" and record["numbers"].items() <= numbers.items()
 
 
+@pytest.mark.slow
 def test_every_probe_number_is_in_the_wandb_summary_and_the_csv(probes_run):
     (wandb_run,) = find_runs(probes_run["dir"])
     summary = read_run(wandb_run)["summary"]
@@ -191,14 +195,16 @@ def test_every_probe_number_is_in_the_wandb_summary_and_the_csv(probes_run):
     assert set(probes_run["summary"]) <= set(header)
 
 
+@pytest.mark.slow
 def test_probe_plots_are_published_with_the_pictures(probes_run):
     lines = [json.loads(line) for line in (probes_run["dir"] / "pictures" / "index.jsonl").read_text().splitlines()]
     keys = {line["key"] for line in lines}
-    assert {"linear_probe/by_stage", "cka/linear_heatmap", "cka/rbf_heatmap", "receptive_field/erf", "translation/by_shift",
-            "rotation/by_angle", "linearity/fold", "weight_sharing/parameters_plot"} <= keys
+    assert {"linear_probe/by_stage", "cka/linear_heatmap", "cka/rbf_heatmap", "receptive_field/erf",
+            "translation/by_shift", "rotation/by_angle", "linearity/fold", "weight_sharing/parameters_plot"} <= keys
     assert all((probes_run["dir"] / "pictures" / line["path"]).is_file() for line in lines)
 
 
+@pytest.mark.slow
 def test_the_run_s_numbers_answer_the_questions(probes_run):
     n = probes_run["summary"]
     assert n["linear_probe/logits"] > n["linear_probe/block1"] + 0.1  # features get more linearly separable
@@ -210,6 +216,7 @@ def test_the_run_s_numbers_answer_the_questions(probes_run):
     assert n["weight_sharing/val_acc"] == pytest.approx(probes_run["results"]["val/best"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_linear_probe_and_cka_against_another_run_for_mlp_and_vit(probes_run, make_cfg, tmp_path):
     """The MLP's stages compared with the CNN run's (CNN vs MLP), and a ViT's tokens probed linearly."""
     train(make_cfg("model=mlp", f"++callbacks.cka.compare_with={probes_run['dir']}", "callbacks.cka.kinds=[linear]",

@@ -19,12 +19,12 @@ from cnnlab.data import DATASETS
 from cnnlab.data.resident import ResidentLoader, ResidentSubset
 from cnnlab.data.transforms import BatchTransform
 from cnnlab.loggers.wandb_offline import find_runs, read_run
-from conftest import CLI, run_cli, user_env
+from helpers import CLI, run_cli, user_env
 
-QUIET = ["++callbacks.rich_progress_bar=null", "++callbacks.model_summary=null", "++trainer.enable_progress_bar=false"]
+QUIET = ["++trainer.enable_progress_bar=false"]  # debug=test drops the rich bar; this, Lightning's own
 # A real run long enough to be killed in the middle: 3 epochs of 40 batches, augmented (so the resumed data
 # order and augmentation draws are checked too), W&B offline, a resume checkpoint every 3 steps.
-RUN = ["debug=limit", "trainer.accelerator=cpu", "trainer.max_epochs=3", "trainer.limit_train_batches=40",
+RUN = ["debug=test", "trainer.max_epochs=3", "trainer.limit_train_batches=40",
        "transforms=affine", "callbacks=base", "callbacks.resume_checkpoint.every_n_steps=3",
        *QUIET]
 
@@ -73,6 +73,7 @@ def wait_for_training(cwd: Path, proc: subprocess.Popen) -> Path:
     raise AssertionError("the run never wrote checkpoints/resume.ckpt")
 
 
+@pytest.mark.slow
 def test_kill_9_at_a_random_step_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, uninterrupted):
     proc = start(tmp_path)
     run_dir = wait_for_training(tmp_path, proc)
@@ -101,6 +102,7 @@ def test_kill_9_at_a_random_step_then_resume_ends_with_the_uninterrupted_metrics
     assert resumed_run["summary"]["test/acc"] == uninterrupted["test/acc"]
 
 
+@pytest.mark.slow
 def test_a_run_with_lookahead_stopped_and_resumed_ends_with_the_uninterrupted_metrics(tmp_path):
     """The lookahead average is part of the run's state: it is saved with the checkpoint and goes on from there."""
     args = [a if a != "callbacks=base" else "callbacks=[base,lookahead]" for a in RUN]
@@ -124,6 +126,7 @@ def test_a_run_with_lookahead_stopped_and_resumed_ends_with_the_uninterrupted_me
     assert final_metrics(results(run_dir)) == final_metrics(results(one_run_dir(whole))), stopped_at
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_resume_ends_with_the_uninterrupted_metrics(tmp_path, uninterrupted):
     proc = start(tmp_path)
     run_dir = wait_for_training(tmp_path, proc)
@@ -145,9 +148,10 @@ def test_sigterm_saves_a_checkpoint_and_resume_ends_with_the_uninterrupted_metri
     assert again.returncode == 0 and len(list((tmp_path / "logs" / "runs").glob("*/*"))) == 2
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_the_run_naming_the_step_keeps_finite_checkpoints_and_tells_wandb(tmp_path):
     # The step schedule multiplies the rate by 1e10 after epoch 0: epoch 1's first steps blow up for real.
-    done = run_cli("debug=limit", "trainer.accelerator=cpu", "trainer.max_epochs=2", "callbacks=base",
+    done = run_cli("debug=test", "trainer.max_epochs=2", "callbacks=base",
                    "callbacks.resume_checkpoint.every_n_steps=5", "scheduler=step", "scheduler.step_size=1",
                    "scheduler.gamma=1e10", *QUIET, cwd=tmp_path)
     assert done.returncode == 2
@@ -167,10 +171,11 @@ def test_a_nan_loss_stops_the_run_naming_the_step_keeps_finite_checkpoints_and_t
     assert wandb_run["summary"]["failed_at_step"] >= bad_step
 
 
-SWEEP = ["-m", "optimizer.lr=0.002,1e9,0.001", "scheduler=none", "debug=limit", "trainer.accelerator=cpu",
-         "logger=none", "callbacks=base", *QUIET]
+SWEEP = ["-m", "optimizer.lr=0.002,1e9,0.001", "scheduler=none", "debug=test", "logger=none",
+         "callbacks=base", *QUIET]
 
 
+@pytest.mark.slow
 def test_a_sweep_with_a_poisoned_job_finishes_the_others_reports_it_and_reruns_only_what_failed(tmp_path):
     done = run_cli(*SWEEP, cwd=tmp_path)
     assert done.returncode == 1

@@ -15,6 +15,8 @@ from cnnlab.models import list_models
 from cnnlab.module import ImageClassifier
 from cnnlab.train import train
 
+pytestmark = pytest.mark.slow  # every test here trains real MNIST runs in this process
+
 
 def test_short_run_writes_an_offline_wandb_run_with_metrics_and_resolved_config(make_cfg, tmp_path):
     results = train(make_cfg("seed=7", logger="wandb"))

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from cnnlab.config import flatten
+from cnnlab.config_diff import differences
 from cnnlab.errors import CnnlabError
 
 # The hyperparameters that decide the network's shape: a checkpoint must agree on all of them.
@@ -32,11 +32,7 @@ def load_checked(path: str | Path, hparams: dict[str, Any], module: torch.nn.Mod
         raise CnnlabError(f"ckpt_path={path} is a torch file but not a cnnlab/Lightning checkpoint (it has no "
                           f"state_dict and hyper_parameters). Valid: a .ckpt file written by cnnlab-train, {example}.")
     saved = ckpt["hyper_parameters"]
-    diffs = []
-    for key in ARCHITECTURE_KEYS:
-        have, want = flatten(saved.get(key), key), flatten(hparams.get(key), key)
-        diffs += [f"{k}={have.get(k)!r} (this run: {want.get(k)!r})" for k in sorted(set(have) | set(want))
-                  if have.get(k) != want.get(k)]
+    diffs = differences(saved, hparams, only=ARCHITECTURE_KEYS, now="this run:")
     if diffs:
         raise CnnlabError(f"ckpt_path={path} was trained with a different network: {'; '.join(diffs)}. "
                           "Run with the checkpoint's settings (they are in its run dir's config.yaml) or "

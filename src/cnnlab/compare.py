@@ -11,10 +11,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from cnnlab.errors import CnnlabError
+from cnnlab.summary import fail
 
 
 def matrix_table(title: str, names_a: list[str], names_b: list[str], matrix) -> Table:
@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             raise CnnlabError(f"--images must be at least 2 (CKA compares images with each other), got {args.images}.")
         out_dir = compare(args.run_a, args.run_b, args.images, args.kind or ["linear", "rbf"], args.out, console)
     except CnnlabError as err:
-        Console(stderr=True, soft_wrap=True).print(f"cnnlab: error: {escape(str(err))}", style="red", highlight=False)
-        return 2
+        return fail(err)
     console.print(f"written to {out_dir}", highlight=False)
     return 0
 

@@ -1,5 +1,5 @@
-"""Config helpers shared by the CLI, the tests and the benchmarks: the repo-root resolver, plain-dict
-conversion, and composing a run's config in-process exactly as `cnnlab-train` would."""
+"""Config helpers shared by the CLI, the tests, the benchmarks and notebooks: plain-dict conversion, and
+composing a run's config in-process exactly as `cnnlab-train` would."""
 
 from __future__ import annotations
 
@@ -9,22 +9,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cnnlab import CONF_DIR, REPO_ROOT, resume
-
-if not OmegaConf.has_resolver("cnnlab_root"):
-    # `${cnnlab_root:}` is the repository, wherever the user launches from (conf/, data/ live there).
-    OmegaConf.register_new_resolver("cnnlab_root", lambda: str(REPO_ROOT))
-resume.register()  # ${cnnlab_dir:...}: the run or sweep dir, an earlier one with resume=true
-
-
-def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
-    """{'model': {'name': 'x'}} → {'model.name': 'x'}: nested settings as the dotted keys users override."""
-    if not isinstance(values, dict):
-        return {prefix: values}
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
+from cnnlab import hydra_setup
+from cnnlab.paths import CONF_DIR
 
 
 def to_plain(cfg: DictConfig | Any) -> Any:
@@ -34,17 +20,22 @@ def to_plain(cfg: DictConfig | Any) -> Any:
     return cfg
 
 
-def compose(overrides: Sequence[str], run_dir: str | Path, job_name: str | None = None) -> DictConfig:
+def compose(overrides: Sequence[str] = (), run_dir: str | Path | None = None,
+            job_name: str | None = None) -> DictConfig:
     """The config `cnnlab-train OVERRIDES` runs with, Hydra's runtime set up as @hydra.main sets it (run dir,
-    job name), so `cnnlab.train.train(cfg)` can run in this process."""
+    job name), so `cnnlab.train.train(cfg)` can run in this process. Without `run_dir`, the run dir is the one
+    cnnlab-train would choose (logs/runs/<date>/<time>, or with resume=true the run it would go on with)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
+    hydra_setup.register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
+    if run_dir is None:
+        run_dir = cfg.hydra.run.dir
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
         cfg.hydra.job.override_dirname = ",".join(overrides) if job_name is None else job_name

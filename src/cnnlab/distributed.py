@@ -17,6 +17,8 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 
+from cnnlab.lightning_compat import launched_ranks, replace_ddp_rank_command
+
 _ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 # Hydra overrides that make sense for the sweep only, not for one rank of one of its jobs:
 _SWEEP_ONLY = ("hydra.mode=", "hydra.sweep", "hydra/sweeper", "hydra.sweeper", "hydra/launcher", "hydra.launcher")
@@ -24,8 +26,8 @@ _SWEEP_ONLY = ("hydra.mode=", "hydra.sweep", "hydra/sweeper", "hydra.sweeper", "
 
 def rank_command(local_rank: int) -> tuple[list[str], str]:
     """The command that runs DDP rank `local_rank` of this job: this job's overrides as a single run in its run
-    dir, without writing .hydra/ again. It replaces Lightning's `_hydra_subprocess_cmd`, which re-runs the
-    whole command line (-m and all) and, under submitit or joblib, the wrong program."""
+    dir, without writing .hydra/ again. It replaces Lightning's own rank command (replace_ddp_rank_command),
+    which re-runs the whole command line (-m and all) and, under submitit or joblib, the wrong program."""
     hc = HydraConfig.get()
     command = [sys.executable, "-m", "cnnlab.train", "--config-name", hc.job.config_name]
     for source in hc.runtime.config_sources:
@@ -46,16 +48,14 @@ class DDPJob:
         self.trainer: Any = None
 
     def __enter__(self) -> DDPJob:
-        from lightning.pytorch.strategies.launchers import subprocess_script
-
-        subprocess_script._hydra_subprocess_cmd = rank_command
+        replace_ddp_rank_command(rank_command)
         self.env = {key: os.environ.get(key) for key in _ENV}
         return self
 
     def __exit__(self, exc_type: type | None, *_: Any) -> None:
         import torch.distributed as dist
 
-        ranks = getattr(self.trainer and self.trainer.strategy.launcher, "procs", None) or []
+        ranks = launched_ranks(self.trainer)
         children = list(ranks)
         ranks.clear()  # Lightning's watcher thread shares this list: empty, it stops without killing this process
         for proc in children:

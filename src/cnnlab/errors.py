@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class CnnlabError(Exception):
@@ -32,3 +33,13 @@ def unknown_name(kind: str, name: object, valid: Iterable[str], key: str | None 
     return UnknownNameError(
         f"Unknown {kind} '{name}'{where}. Valid {kind} names: {', '.join(valid)}.{hint}"
     )
+
+
+def whole_number(option: str, value: Any, least: int = 1, meaning: str = "", valid: str = "") -> int:
+    """`value` if it is a whole number ≥ `least` (true/false and 2.5 are not), else the error naming `option`:
+    the one such check of every config key, model knob and callback option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        hint = f" ({meaning})" if meaning else ""
+        also = f" {valid}" if valid else ""
+        raise CnnlabError(f"{option} must be a whole number ≥ {least}{hint}, got {value!r}.{also}")
+    return value

@@ -13,7 +13,9 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from cnnlab.errors import CnnlabError, NonFiniteLossError
+from cnnlab.lightning_compat import mark_metric_updated, restore_loader_state
 from cnnlab.models import create_model
+from cnnlab.models.registry import NATIVE
 from cnnlab.optim import build_optimizer, build_scheduler
 
 
@@ -59,8 +61,8 @@ class ImageClassifier(L.LightningModule):
         model: dict[str, Any],
         num_classes: int,
         in_channels: int,
-        pooling: dict[str, Any] | str = "max",
-        activation: dict[str, Any] | str = "relu",
+        pooling: dict[str, Any] | str = NATIVE,  # the model's own, as conf/pooling/native.yaml
+        activation: dict[str, Any] | str = NATIVE,
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
@@ -81,7 +83,8 @@ class ImageClassifier(L.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)  # checked per step: costly
+        # validate_args=False: checking every training step's targets is costly
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_class_acc = MulticlassAccuracy(num_classes, average=None)
@@ -176,10 +179,7 @@ class ImageClassifier(L.LightningModule):
         # configure_optimizers asks for estimated_stepping_batches, which makes Lightning build the train loader
         # (and its first iterator) before it restores a checkpoint's loop state, so the loader's position is
         # never handed back. Hand it back now, and start the epoch's iterator again from there.
-        loop = self.trainer.fit_loop
-        if loop._combined_loader_states_to_load and loop._combined_loader is not None and loop.restarting:
-            loop._load_combined_loader_states()
-            iter(loop._data_fetcher)
+        restore_loader_state(self.trainer)
 
     def on_validation_start(self) -> None:
         self.check_finite()
@@ -200,7 +200,7 @@ class ImageClassifier(L.LightningModule):
         set_random_states(saved["rng"])
         for name, value in saved["train_acc"].items():
             setattr(self.train_acc, name, value.to(self.device))
-        self.train_acc._update_count = 1  # states restored: compute() has something to compute
+        mark_metric_updated(self.train_acc)  # states restored: compute() has something to compute
         loss_sum, self._loss_steps = saved["loss_window"]
         self._loss_sum = None if loss_sum is None else loss_sum.to(self.device)
 

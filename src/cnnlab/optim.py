@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.lightning_compat import norm_base_class
 from cnnlab.registry import Registry, split_spec
 
 OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry("optimizer", config_key="optimizer.name")
@@ -39,7 +40,7 @@ def _onecycle(opt, max_epochs, total_steps, max_lr=0.01, pct_start=0.25, **optio
                                                pct_start=pct_start, **options), "step"
 
 
-NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+NORMS = (norm_base_class(), nn.GroupNorm, nn.LayerNorm)
 
 
 def parameter_groups(model: nn.Module, norm_lr_scale: float, lr: float | None,

@@ -43,10 +43,15 @@ class Registry(Generic[T]):
         try:
             return factory(*args, **options)
         except (TypeError, ValueError) as err:
-            raise CnnlabError(f"{self.kind} '{name}' rejects options {options}: {err}.{_options_hint(factory, len(args))}") from None
+            hint = _options_hint(factory, len(args))
+            raise CnnlabError(f"{self.kind} '{name}' rejects options {options}: {err}.{hint}") from None
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def registered(self) -> list[str]:
+        """The names in the order they were registered (where order matters: augmentations)."""
+        return list(self._items)
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

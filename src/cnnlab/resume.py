@@ -8,7 +8,6 @@ what that directory already holds."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from cnnlab.config_diff import differences
 from cnnlab.errors import CnnlabError
 
 #: what marks a finished sweep: SweepSummary writes it when every job has ended
@@ -57,13 +57,22 @@ def is_finished(directory: Path, kind: str) -> bool:
 
 
 def _check_writable(base: Path) -> None:
-    probe = base
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        why = "not a directory" if not probe.is_dir() else "not writable"
-        raise CnnlabError(f"Cannot write runs under {base}: {probe} is {why}. Valid: a writable folder, e.g. "
-                          "paths.log_dir=logs (or CNNLAB_LOG_DIR=<dir>).")
+    """Make `base` (Hydra would, later, with a traceback) and write a file in it, or say why that is impossible:
+    a file in the way, a read-only or virtual filesystem (/proc, /sys), a folder without write permission."""
+    import tempfile
+
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=base):
+            return
+    except OSError as err:
+        probe = base
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        why = (f"{probe} is not a directory" if not probe.is_dir() else
+               f"no folder or file can be made in {probe} ({err.strerror or type(err).__name__})")
+    raise CnnlabError(f"Cannot write runs under {base}: {why}. Valid: a writable folder, e.g. paths.log_dir=logs "
+                      "(or CNNLAB_LOG_DIR=<dir>).")
 
 
 def choose_dir(kind: str, base: str, stamp: str, resume: Any, overrides: Sequence[str]) -> str:
@@ -103,12 +112,12 @@ def choose_dir(kind: str, base: str, stamp: str, resume: Any, overrides: Sequenc
     return fresh
 
 
-def register() -> None:
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver("cnnlab_dir"):
-        # Cached: a sweep's jobs (even in other processes) get the directory the sweep chose, as with ${now:}.
-        OmegaConf.register_new_resolver("cnnlab_dir", choose_dir, use_cache=True)
+def sweep_dir(log_dir: str, question: Any, date: str, time: str, resume: Any, overrides: Sequence[str]) -> str:
+    """A sweep's directory: an experiment's (`question` set) under <log_dir>/experiments/<question>/<date>_<time>,
+    any other under <log_dir>/multiruns/<date>/<time>; an earlier one with `resume` (choose_dir)."""
+    if question in (None, "", "None", "null"):
+        return choose_dir("sweep", f"{log_dir}/multiruns", f"{date}/{time}", resume, overrides)
+    return choose_dir("sweep", f"{log_dir}/experiments/{question}", f"{date}_{time}", resume, overrides)
 
 
 @dataclass
@@ -120,15 +129,6 @@ class ResumePoint:
     wandb_id: str | None            # the W&B run to append to
 
 
-def config_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    from cnnlab.config import flatten
-
-    keep = lambda cfg: {k: v for k, v in flatten(cfg).items() if k.split(".")[0] not in VOLATILE_KEYS}
-    before, after = keep(saved), keep(now)
-    return [f"{k}={before.get(k)!r} (now {after.get(k)!r})" for k in sorted(set(before) | set(after))
-            if before.get(k) != after.get(k)]
-
-
 def check_same_data(run_dir: Path, record: dict[str, Any]) -> None:
     """Refuse to go on with images other than those the run started with (an image folder that changed since)."""
     try:
@@ -138,7 +138,8 @@ def check_same_data(run_dir: Path, record: dict[str, Any]) -> None:
     if saved.get("cache_key") != record.get("cache_key"):
         raise CnnlabError(f"resume: {run_dir} started on other images: data.root={saved.get('source')} had content "
                           f"key {str(saved.get('content_key'))[:12]}, and {record.get('source')} now has "
-                          f"{str(record.get('content_key'))[:12]} (or data.resize changed). Valid: resume with the source it started on, or "
+                          f"{str(record.get('content_key'))[:12]} (or data.resize changed). Valid: resume with the "
+                          "source it started on, or "
                           "resume=false for a new run on the images as they are now.")
 
 
@@ -167,7 +168,7 @@ def resume_point(run_dir: Path, config: dict[str, Any]) -> ResumePoint:
     saved_file = run_dir / "config.yaml"
     if not saved_file.exists():
         return ResumePoint(None, None, None)  # nothing ran here yet
-    diffs = config_differences(yaml.safe_load(saved_file.read_text()) or {}, config)
+    diffs = differences(yaml.safe_load(saved_file.read_text()) or {}, config, ignore=VOLATILE_KEYS)
     if diffs:
         raise CnnlabError(f"resume: {run_dir} holds a run of a different config: {'; '.join(diffs[:6])}"
                           f"{' ...' if len(diffs) > 6 else ''}. Valid: the command that started it (its config "

@@ -9,6 +9,12 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from cnnlab.errors import CnnlabError
+
+
+def first_sentence(text: str) -> str:
+    return text.split(". ")[0].rstrip(".") + "."
+
 
 def short_path(path: str | Path) -> str:
     """Relative to the current directory when inside it: shorter to read and to copy."""
@@ -37,6 +43,14 @@ def print_summary(results: dict[str, Any], hints: list[tuple[str, str]]) -> None
 
 def print_error(err: Exception, output_dir: Path | None = None) -> None:
     """One paragraph on stderr, and the same in <run dir>/error.txt so a sweep keeps it."""
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]cnnlab: error:[/] {escape(str(err))}", highlight=False, markup=True)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]cnnlab: error:[/] {escape(str(err))}", highlight=False,
+                                               markup=True)
     if output_dir is not None and output_dir.exists():
         (output_dir / "error.txt").write_text(f"{err}\n")
+
+
+def fail(err: CnnlabError, output_dir: Path | None = None) -> int:
+    """The one error path of every command (cnnlab-train, -models, -cka, -report): the paragraph on stderr (and
+    in <run dir>/error.txt), then the exit status the command ends with (the error's own: 2, or 143 if stopped)."""
+    print_error(err, output_dir)
+    return err.exit_code

@@ -18,14 +18,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab import CONF_DIR
+from cnnlab import hydra_setup
 from cnnlab.config import to_plain
 from cnnlab.distributed import DDPJob
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, whole_number
 from cnnlab.noise import quiet_known_noise
-from cnnlab.summary import print_error, print_summary
+from cnnlab.paths import CONF_DIR
+from cnnlab.summary import fail, print_error, print_summary
 
 log = logging.getLogger("cnnlab")
+
+# cnnlab-train's resolvers and experiments, registered before Hydra composes anything. Here, at import, because
+# the launchers' workers (joblib, submitit) and DDP ranks import this module to run `main` and compose there too.
+hydra_setup.register()
 
 
 def run_identity(cfg: DictConfig) -> tuple[Path, str, str | None, bool]:
@@ -75,8 +80,7 @@ def make_trainer(trainer_cfg: dict[str, Any], **kwargs: Any):
 
 def check_run_keys(cfg: DictConfig) -> None:
     """The top-level keys of train.yaml, checked before anything is built."""
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise CnnlabError(f"seed={cfg.seed!r} is not valid. Valid: a whole number >= 0, e.g. seed=42.")
+    whole_number("seed", cfg.seed, least=0, meaning="e.g. seed=42")
     for key in ("train", "test", "channels_last"):
         if not isinstance(cfg[key], bool):
             raise CnnlabError(f"{key}={cfg[key]!r} is not valid. Valid: {key}=true or {key}=false.")
@@ -203,9 +207,9 @@ def main(cfg: DictConfig) -> float | None:
         return train(cfg).get("test/acc")
     except CnnlabError as err:
         output_dir, _, _, multirun = run_identity(cfg)
-        print_error(err, output_dir)
+        code = fail(err, output_dir)
         if not multirun:
-            sys.exit(err.exit_code)
+            sys.exit(code)
     except Exception as err:  # noqa: BLE001 — a crash (a bug, a library failing): keep its error with the run
         output_dir, _, _, multirun = run_identity(cfg)
         log.exception("cnnlab: the run crashed")  # the whole traceback, into <run dir>/train.log
@@ -245,8 +249,7 @@ def cli() -> None:
     except Exception as err:  # noqa: BLE001 — sorted below; anything else is re-raised
         found = user_error(err)
         if found is not None:
-            print_error(found)
-            sys.exit(found.exit_code)
+            sys.exit(fail(found))
         if isinstance(err, CompactHydraException):
             cause = f"{err.__cause__}\n" if isinstance(err.__cause__, OmegaConfBaseException) else ""
             sys.stderr.write(f"{err}\n{cause}")

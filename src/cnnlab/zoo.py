@@ -7,11 +7,11 @@ import argparse
 import sys
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, list_models
+from cnnlab.summary import fail
 
 
 def stage_table(name: str, channels: int, image_size: int, pooling: str = "native",
@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.names or list_models():
             console.print(stage_table(name, args.channels, args.image_size, args.pooling, args.activation))
     except CnnlabError as err:
-        Console(stderr=True).print(f"cnnlab: error: {escape(str(err))}", style="red", highlight=False)
-        return 2
+        return fail(err)
     return 0
 
 

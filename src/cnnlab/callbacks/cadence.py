@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from cnnlab.data.probe import probe_batch, probe_images
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import whole_number
 
 
 @contextmanager
@@ -47,11 +47,7 @@ class CadenceCallback(Callback):
 
     def whole(self, option: str, value: Any, least: int = 1, meaning: str = "") -> int:
         """An option that must be a whole number ≥ `least`, refused by name otherwise."""
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            hint = f" ({meaning})" if meaning else ""
-            raise CnnlabError(f"callbacks.{self.config_name}.{option} must be a whole number ≥ {least}{hint}, "
-                              f"got {value!r}.")
-        return value
+        return whole_number(f"callbacks.{self.config_name}.{option}", value, least, meaning)
 
     def look(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
         raise NotImplementedError

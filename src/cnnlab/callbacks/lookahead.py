@@ -13,14 +13,13 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, whole_number
 
 
 class Lookahead(Callback):
     def __init__(self, every_n_steps: int = 5, decay: float = 0.95, power: float = 3.0, start_epoch: int = 0) -> None:
-        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1:
-            raise CnnlabError(f"callbacks.lookahead.every_n_steps={every_n_steps!r} is not valid. Valid: a whole "
-                              "number of optimizer steps >= 1 between updates of the average (e.g. 5).")
+        whole_number("callbacks.lookahead.every_n_steps", every_n_steps,
+                     meaning="optimizer steps between updates of the average, e.g. 5")
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
             raise CnnlabError(f"callbacks.lookahead.decay={decay!r} is not valid. Valid: the per-step decay of the "
                               "average, a number in [0, 1) (e.g. 0.95).")

@@ -80,7 +80,8 @@ class LinearProbe(ProbeCallback):
     def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0, train_images: int = 2000,
                  test_images: int = 1000, grid: int = 1) -> None:
         super().__init__(output_dir, every_n_epochs)
-        self.train_images, self.test_images = self.whole("train_images", train_images), self.whole("test_images", test_images)
+        self.train_images = self.whole("train_images", train_images)
+        self.test_images = self.whole("test_images", test_images)
         self.grid = self.whole("grid", grid)
 
     def measure(self, trainer, pl_module):
@@ -188,8 +189,13 @@ class RotationProbe(ProbeCallback):
         self.seed = self.whole("seed", seed, least=0)
 
     def measure(self, trainer, pl_module):
-        from cnnlab.probes.rotation import (filter_rotation_similarity, first_conv_filters, rotation_accuracy,
-                                            rotation_numbers, rotation_picture)
+        from cnnlab.probes.rotation import (
+            filter_rotation_similarity,
+            first_conv_filters,
+            rotation_accuracy,
+            rotation_numbers,
+            rotation_picture,
+        )
 
         x, y = self.images(trainer, self.count)
         angles = sorted({*range(0, 181, self.step), *range(0, -181, -self.step), 180, -180})
@@ -209,7 +215,8 @@ class LinearityProbe(ProbeCallback):
     def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0, train_images: int = 2000,
                  test_images: int = 1000) -> None:
         super().__init__(output_dir, every_n_epochs)
-        self.train_images, self.test_images = self.whole("train_images", train_images), self.whole("test_images", test_images)
+        self.train_images = self.whole("train_images", train_images)
+        self.test_images = self.whole("test_images", test_images)
 
     def measure(self, trainer, pl_module):
         from cnnlab.probes.linear_probe import linear_accuracy

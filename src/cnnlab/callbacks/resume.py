@@ -14,16 +14,16 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
-from cnnlab.errors import CnnlabError, NonFiniteLossError
+from cnnlab.errors import NonFiniteLossError, whole_number
+from cnnlab.lightning_compat import dump_full_checkpoint
 from cnnlab.resume import RESUME_CKPT
 
 
 class ResumeCheckpoint(Callback):
     def __init__(self, dirpath: str | Path, every_n_steps: int | None = 100) -> None:
-        if every_n_steps is not None and (isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int)
-                                          or every_n_steps < 1):
-            raise CnnlabError(f"callbacks.resume_checkpoint.every_n_steps={every_n_steps!r} is not valid. Valid: a "
-                              "whole number of steps >= 1 (e.g. 100), or null for checkpoints at epoch ends only.")
+        if every_n_steps is not None:
+            whole_number("callbacks.resume_checkpoint.every_n_steps", every_n_steps, meaning="steps, e.g. 100",
+                         valid="Or null for checkpoints at epoch ends only.")
         self.path = Path(dirpath) / RESUME_CKPT
         self.every_n_steps = every_n_steps
 
@@ -33,7 +33,7 @@ class ResumeCheckpoint(Callback):
             check()  # raises NonFiniteLossError rather than save nan weights
         # Not trainer.save_checkpoint: it ends in a barrier, which under DDP waits forever for ranks that
         # failed. Rank 0 writes the file.
-        trainer.strategy.save_checkpoint(trainer._checkpoint_connector.dump_checkpoint(weights_only=False), self.path)
+        trainer.strategy.save_checkpoint(dump_full_checkpoint(trainer), self.path)
         if why:
             rank_zero_info(f"cnnlab: saved {self.path} at step {trainer.global_step} ({why}); go on with the same "
                            "command and resume=true")

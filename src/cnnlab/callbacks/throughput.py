@@ -30,7 +30,8 @@ class Throughput(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.starts, self.sizes = [], []
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
         self.starts.append(time.perf_counter())
         self.sizes.append(len(batch[0]) if isinstance(batch, (list, tuple)) else 0)
 

@@ -17,7 +17,8 @@ from cnnlab.data.datasets import DATASETS, DatasetSpec, load_split
 from cnnlab.data.folder import ImageFolderSource, open_folder, source_name
 from cnnlab.data.resident import AUTO_LIMIT_BYTES, ResidentLoader, ResidentSubset, as_tensors
 from cnnlab.data.transforms import BatchTransform, augmentations, build_transform
-from cnnlab.errors import CnnlabError, UnknownNameError, unknown_name
+from cnnlab.errors import CnnlabError, UnknownNameError, unknown_name, whole_number
+from cnnlab.lightning_compat import batches_done_this_epoch
 
 #: `data=folder`: images in torchvision's ImageFolder layout, from `data.root` (cnnlab/data/folder.py)
 FOLDER = "folder"
@@ -64,13 +65,11 @@ class ImageDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
-        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CnnlabError(f"data.{key} must be a positive integer, got {value!r}.")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise CnnlabError(f"data.num_workers must be a whole number >= 0 (0: load in the training process), "
-                              f"got {num_workers!r}.")
-        if isinstance(train_fraction, bool) or not isinstance(train_fraction, (int, float)) or not 0 < train_fraction <= 1:
+        whole_number("data.batch_size", batch_size)
+        whole_number("data.eval_batch_size", eval_batch_size)
+        whole_number("data.num_workers", num_workers, least=0, meaning="0: load in the training process")
+        if (isinstance(train_fraction, bool) or not isinstance(train_fraction, (int, float))
+                or not 0 < train_fraction <= 1):
             raise CnnlabError(f"data.train_fraction must be a number in (0, 1], the share of the training images "
                               f"to train on (0.1 = 10 %), got {train_fraction!r}.")
         if resident not in (True, False, "auto"):
@@ -87,7 +86,8 @@ class ImageDataModule(L.LightningDataModule):
             for key, value in (("root", root), ("resize", resize)):
                 if value is not None:
                     raise CnnlabError(f"data.{key}={value} applies to image folders only (data=folder or "
-                                      f"data=cifar10_jpeg), not to data.name={name}. Valid: data.{key}=null, or data=folder.")
+                                      f"data=cifar10_jpeg), not to data.name={name}. Valid: data.{key}=null, or "
+                                      "data=folder.")
             try:
                 self.spec = DATASETS.get(name)
             except UnknownNameError:
@@ -240,8 +240,7 @@ def batches_trained(trainer) -> int:
     """Batches of the current epoch that a checkpoint saved now counts as trained: one whose optimizer step ran
     counts even before its on_train_batch_end hooks end (Lightning completes it on restore); one cut short
     (Ctrl-C mid-step) does not, and is trained again."""
-    progress = trainer.fit_loop.epoch_loop.batch_progress.current
-    return progress.processed if progress.processed == progress.started else progress.completed
+    return batches_done_this_epoch(trainer)
 
 
 def datamodule_from_config(cfg: Mapping[str, Any]) -> ImageDataModule:

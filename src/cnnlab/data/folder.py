@@ -29,7 +29,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, whole_number
 
 #: bump when the cache's contents change meaning: every older cache is then decoded again
 CACHE_FORMAT = 1
@@ -100,7 +100,8 @@ def unpack(archive: Path, data_dir: Path, key: str) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise CnnlabError(
                 f"data.root={archive} is not a readable {archive_suffix(archive)} archive ({type(err).__name__}: "
-                f"{str(err).strip()[:200]}). Valid: a whole .tar, .tar.gz, .tgz or .zip archive holding {VALID_LAYOUT}, "
+                f"{str(err).strip()[:200]}). Valid: a whole .tar, .tar.gz, .tgz or .zip archive holding "
+                f"{VALID_LAYOUT}, "
                 "or the unpacked folder itself.") from None
         os.replace(tmp, target)
         _say(f"unpacked in {time.perf_counter() - started:.1f} s")
@@ -335,9 +336,9 @@ def open_folder(root: str | Path | None, data_dir: str | Path, resize: int | Non
     if root in (None, ""):
         raise CnnlabError("data=folder needs data.root=<folder or archive>. Valid: a folder or a .tar, .tar.gz, .tgz "
                           f"or .zip archive holding {VALID_LAYOUT}.")
-    if resize is not None and (isinstance(resize, bool) or not isinstance(resize, int) or resize < 1):
-        raise CnnlabError(f"data.resize={resize!r} is not valid. Valid: null (keep the images' own size) or a "
-                          "positive number of pixels N (shorter side scaled to N, centre N×N kept).")
+    if resize is not None:
+        whole_number("data.resize", resize, meaning="pixels: shorter side scaled to N, centre N×N kept",
+                     valid="Or null to keep the images' own size.")
     source, data_dir = Path(str(root)).expanduser(), Path(data_dir)
     if not source.exists():
         raise CnnlabError(f"data.root={root} does not exist. Valid: a folder or a .tar, .tar.gz, .tgz or .zip "
@@ -356,7 +357,8 @@ def open_folder(root: str | Path | None, data_dir: str | Path, resize: int | Non
         cache_path = Path(str(cache)).expanduser()
     else:
         where = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:8]
-        cache_path = data_dir / "folders" / "cache" / f"{source_name(source)}-{where}{'' if resize is None else f'-{resize}px'}.pt"
+        sized = "" if resize is None else f"-{resize}px"
+        cache_path = data_dir / "folders" / "cache" / f"{source_name(source)}-{where}{sized}.pt"
     saved = _read_cache(cache_path) if cache_path.is_file() else None
     if named and cache_path.exists() and (saved is None or saved.get("key") != key):
         what = ("was decoded from an older version of the source, or another source" if saved is not None
@@ -391,7 +393,8 @@ def _build_cache(folder: Path, source: Path, key: str, resize: int | None, cache
         splits[name] = {"images": images, "labels": labels}
     sizes = {tuple(s["images"].shape[-2:]) for s in splits.values()}
     if len(sizes) > 1:
-        raise CnnlabError(f"data.root={source}: the splits' images differ in size ({', '.join(f'{h}×{w}' for h, w in sorted(sizes))}). "
+        listed = ", ".join(f"{h}×{w}" for h, w in sorted(sizes))
+        raise CnnlabError(f"data.root={source}: the splits' images differ in size ({listed}). "
                           "Valid: one size for every image, or data.resize=N to bring each to N×N.")
     (height, width), = sizes
     if height != width:

@@ -1,9 +1,12 @@
 """Transforms from the `transforms` config group: size to the model's input, augment, normalise. Two forms of
-the same steps: per image (the DataLoader path) and per batch on the training device (the resident path)."""
+the same steps: per image (the DataLoader path) and per batch on the training device (the resident path).
+
+Each augmentation is a key of the group, registered in AUGMENTATIONS (`transforms.affine`, `.crop`, `.flip`), applied
+in the order registered; `transforms.normalize` is the one other key. Any other key is refused by name."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -11,7 +14,13 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 
 from cnnlab.data.datasets import DatasetSpec
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, unknown_name
+from cnnlab.registry import Registry
+
+#: config key → (its value, the image size) → a per-image torchvision step, or None when the value turns it off
+AUGMENTATIONS: Registry[Callable[[Any, int], v2.Transform | None]] = Registry("transforms key")
+#: the keys of the transforms group that are not augmentations
+OTHER_KEYS = ("normalize",)
 
 
 def resize_to(native: int, size: int) -> list[v2.Transform]:
@@ -24,9 +33,9 @@ def resize_to(native: int, size: int) -> list[v2.Transform]:
     return [v2.Resize(size, antialias=True)]
 
 
-def random_affine(cfg: Mapping[str, Any]) -> v2.RandomAffine | None:
+@AUGMENTATIONS.register("affine")
+def random_affine(affine: Any, size: int) -> v2.RandomAffine | None:
     """`transforms.affine` as torchvision's RandomAffine, which also checks and normalises the options."""
-    affine = cfg.get("affine")
     if not affine:
         return None
     try:
@@ -41,16 +50,16 @@ def random_affine(cfg: Mapping[str, Any]) -> v2.RandomAffine | None:
 PADDING_MODES = ("reflect", "constant", "edge", "symmetric")
 
 
-def random_crop(cfg: Mapping[str, Any], size: int) -> v2.RandomCrop | None:
+@AUGMENTATIONS.register("crop")
+def random_crop(given: Any, size: int) -> v2.RandomCrop | None:
     """`transforms.crop` ({padding, padding_mode}) as torchvision's RandomCrop of the image's own size."""
-    crop = cfg.get("crop")
-    if not crop:
+    if not given:
         return None
-    crop = dict(crop)
+    crop = dict(given)
     padding, mode = crop.pop("padding", 4), crop.pop("padding_mode", "reflect")
     if crop or isinstance(padding, bool) or not isinstance(padding, int) or padding < 0 or mode not in PADDING_MODES:
         raise CnnlabError(
-            f"transforms.crop={dict(cfg['crop'])} is not valid. Valid keys: padding (whole pixels >= 0 added on "
+            f"transforms.crop={dict(given)} is not valid. Valid keys: padding (whole pixels >= 0 added on "
             f"every side before a random crop of the image's own size, e.g. 4) and padding_mode (one of "
             f"{', '.join(PADDING_MODES)})."
         )
@@ -60,18 +69,25 @@ def random_crop(cfg: Mapping[str, Any], size: int) -> v2.RandomCrop | None:
     return v2.RandomCrop(size, padding=padding, padding_mode=mode)
 
 
-def random_flip(cfg: Mapping[str, Any]) -> v2.RandomHorizontalFlip | None:
+@AUGMENTATIONS.register("flip")
+def random_flip(given: Any, size: int) -> v2.RandomHorizontalFlip | None:
     """`transforms.flip` (the probability of a left-right flip) as torchvision's RandomHorizontalFlip."""
-    p = cfg.get("flip") or 0
+    p = given or 0
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise CnnlabError(f"transforms.flip={cfg.get('flip')!r} is not valid. Valid: the probability that a training "
+        raise CnnlabError(f"transforms.flip={given!r} is not valid. Valid: the probability that a training "
                           "image is flipped left to right, a number in [0, 1] (0.5 is usual, 0 or null: never).")
     return v2.RandomHorizontalFlip(p) if p > 0 else None
 
 
-def augmentations(cfg: Mapping[str, Any], image_size: int) -> list[v2.Transform]:
-    """The random steps a training image goes through, in order: affine, crop, flip."""
-    return [t for t in (random_affine(cfg), random_crop(cfg, image_size), random_flip(cfg)) if t is not None]
+def augmentations(cfg: Mapping[str, Any], image_size: int) -> dict[str, v2.Transform]:
+    """The random steps a training image goes through, by key, in the order registered (affine, crop, flip);
+    a key of the group that is neither an augmentation nor `normalize` is refused by name."""
+    for key in cfg:
+        if key not in AUGMENTATIONS and key not in OTHER_KEYS:
+            raise unknown_name("transforms key", key, [*AUGMENTATIONS.registered(), *OTHER_KEYS],
+                               f"transforms.{key}")
+    steps = {name: AUGMENTATIONS.get(name)(cfg.get(name), image_size) for name in AUGMENTATIONS.registered()}
+    return {name: step for name, step in steps.items() if step is not None}
 
 
 def build_transform(cfg: Mapping[str, Any], spec: DatasetSpec, image_size: int, train: bool) -> v2.Compose:
@@ -80,7 +96,7 @@ def build_transform(cfg: Mapping[str, Any], spec: DatasetSpec, image_size: int, 
     steps: list[v2.Transform] = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
     steps += resize_to(spec.image_size, image_size)
     if train:
-        steps += augmentations(cfg, image_size)
+        steps += augmentations(cfg, image_size).values()
     if cfg.get("normalize", False):
         steps.append(v2.Normalize(spec.mean, spec.std))
     return v2.Compose(steps)
@@ -171,8 +187,10 @@ class BatchCropFlip:
         rows = top[:, None] - self.padding + torch.arange(h, device=x.device)  # (n, h) in unpadded coordinates
         cols = left[:, None] - self.padding + torch.arange(w, device=x.device)
         cols = torch.where(flip[:, None], cols.flip(-1), cols)
-        out = x[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None],
-                _source_index(rows, h, self.mode)[:, None, :, None], _source_index(cols, w, self.mode)[:, None, None, :]]
+        images = torch.arange(n, device=x.device)[:, None, None, None]
+        channels = torch.arange(c, device=x.device)[None, :, None, None]
+        out = x[images, channels, _source_index(rows, h, self.mode)[:, None, :, None],
+                _source_index(cols, w, self.mode)[:, None, None, :]]
         if self.mode == "constant" and self.padding:
             inside = ((rows >= 0) & (rows < h))[:, None, :, None] & ((cols >= 0) & (cols < w))[:, None, None, :]
             out = out * inside.to(out.dtype)
@@ -188,7 +206,8 @@ class BatchTransform:
     def __init__(self, cfg: Mapping[str, Any], spec: DatasetSpec, image_size: int, train: bool) -> None:
         resize = resize_to(spec.image_size, image_size)
         self.resize = v2.Compose(resize) if resize else None
-        affine, crop, flip = random_affine(cfg), random_crop(cfg, image_size), random_flip(cfg)
+        chosen = augmentations(cfg, image_size)
+        affine, crop, flip = chosen.get("affine"), chosen.get("crop"), chosen.get("flip")
         self.affine = BatchAffine(affine) if train and affine is not None else None
         self.crop_flip = BatchCropFlip(crop, flip) if train and (crop or flip) else None
         self.normalize = cfg.get("normalize", False)

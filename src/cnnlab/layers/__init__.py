@@ -4,4 +4,5 @@ from cnnlab.layers.activation import ACTIVATIONS, make_activation, replace_activ
 from cnnlab.layers.conv import ConvBlock, make_norm
 from cnnlab.layers.pooling import POOLINGS, make_pooling
 
-__all__ = ["ACTIVATIONS", "POOLINGS", "ConvBlock", "make_activation", "make_norm", "make_pooling", "replace_activations"]
+__all__ = ["ACTIVATIONS", "POOLINGS", "ConvBlock", "make_activation", "make_norm", "make_pooling",
+           "replace_activations"]

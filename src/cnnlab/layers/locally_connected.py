@@ -36,5 +36,6 @@ class LocallyConnected2d(nn.Module):
         return out.reshape(x.shape[0], self.out_channels, *self.output_size)
 
     def extra_repr(self) -> str:
-        return (f"{self.weight.shape[2] // self.kernel_size ** 2}, {self.out_channels}, kernel_size={self.kernel_size}, "
+        in_channels = self.weight.shape[2] // self.kernel_size ** 2
+        return (f"{in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, output_size={self.output_size}")

@@ -68,7 +68,8 @@ class BlurMaxPool2d(nn.Module):
 POOLINGS.register("max")(lambda channels, kernel_size, stride, padding=0: nn.MaxPool2d(kernel_size, stride, padding))
 POOLINGS.register("avg")(lambda channels, kernel_size, stride, padding=0: nn.AvgPool2d(kernel_size, stride, padding))
 POOLINGS.register("sum")(lambda channels, kernel_size, stride, padding=0: SumPool2d(kernel_size, stride, padding))
-POOLINGS.register("lp")(lambda channels, kernel_size, stride, padding=0, p=2.0: LpPool2d(p, kernel_size, stride, padding))
+POOLINGS.register("lp")(
+    lambda channels, kernel_size, stride, padding=0, p=2.0: LpPool2d(p, kernel_size, stride, padding))
 POOLINGS.register("stride")(StridedConvPool)
 POOLINGS.register("blur")(BlurMaxPool2d)
 # Keep the resolution: the ablation that shows what downsampling buys.

@@ -8,14 +8,16 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
+from cnnlab.lightning_compat import drop_wandb_init_arg, wandb_run_started
 from cnnlab.registry import Registry
+
 
 class QuietWandbLogger(WandbLogger):
     """Lightning always passes `anonymous=None` to wandb.init, which makes wandb warn on every run."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._wandb_init.pop("anonymous", None)
+        drop_wandb_init_arg(self, "anonymous")
 
 
 # Each factory gets (run dir, run name, sweep group, W&B id to append to or None, **options from the config).
@@ -71,7 +73,7 @@ def finish_loggers(loggers: list[Logger], failed: bool = False) -> None:
     """End each W&B run, so every job of a multirun gets a run of its own (Lightning's finalize does not;
     it already finalizes the other loggers at the end of fit and test). A failed run ends in state failed."""
     for logger in loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+        if isinstance(logger, WandbLogger) and wandb_run_started(logger):
             logger.experiment.finish(exit_code=1 if failed else 0)
 
 
@@ -79,7 +81,7 @@ def view_hints(loggers: list[Logger]) -> list[tuple[str, str]]:
     """The commands that show this run's logs, for the end-of-run summary."""
     hints = []
     for logger in loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+        if isinstance(logger, WandbLogger) and wandb_run_started(logger):
             run_dir = Path(logger.experiment.dir).parent  # .../wandb/offline-run-*/files → the run folder
             hints.append(("view", f"wandb leet {run_dir}"))
             if run_dir.name.startswith("offline-run-"):

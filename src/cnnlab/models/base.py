@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, whole_number
 from cnnlab.registry import Spec, spec_name
 
 _SHRINK_HINTS = ("too small", "can't be greater than actual input size")
@@ -106,11 +106,8 @@ def reject_knob(model: str, knob: str, value: Any, why: str) -> None:
 
 def positive_int(model: str, knob: str, value: Any, default: int) -> int:
     """A knob's value (its default when null), refused unless it is a positive integer."""
-    value = default if value is None else value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CnnlabError(f"model '{model}' needs model.{knob} to be a positive integer, got {value!r}. "
-                          f"Its default is {default}.")
-    return value
+    return whole_number(f"model.{knob}", default if value is None else value,
+                        valid=f"model '{model}' uses {default} when model.{knob}=null.")
 
 
 def require_no_pooling(model: str, pooling: Spec, why: str) -> None:

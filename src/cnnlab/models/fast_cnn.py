@@ -93,7 +93,8 @@ class FastCNN(StagedModel):
         super().__init__("fast_cnn", (in_channels, image_size, image_size))
         whiten = nn.Conv2d(in_channels, 2 * in_channels * self.whiten_size ** 2, self.whiten_size)
         whiten.weight.requires_grad_(False)
-        channels, _, _ = self.add_stage("whiten", nn.Sequential(OrderedDict(conv=whiten, act=make_activation(activation))))
+        whitening = nn.Sequential(OrderedDict(conv=whiten, act=make_activation(activation)))
+        channels, _, _ = self.add_stage("whiten", whitening)
         for i in range(depth):
             out = width * 2 ** min(i, 2)
             self.add_stage(f"block{i + 1}", conv_group(channels, out, pooling, activation))

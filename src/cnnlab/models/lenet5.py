@@ -1,4 +1,4 @@
-"""LeNet-5 exactly as the seed describes it (LeCun et al. 1998, with the seed's 120 → 100 → 10 head)."""
+"""LeNet-5 exactly as the seed articles describe it (LeCun et al. 1998, with their 120 → 100 → 10 head)."""
 
 from __future__ import annotations
 

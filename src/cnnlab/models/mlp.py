@@ -1,4 +1,4 @@
-"""A multilayer perceptron on the flattened image: no locality, no weight sharing, the baseline the seeds
+"""A multilayer perceptron on the flattened image: no locality, no weight sharing, the baseline the seed articles
 compare CNNs against ("would the same be true for other types of deep neural networks?")."""
 
 from __future__ import annotations

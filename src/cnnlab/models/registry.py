@@ -31,8 +31,11 @@ def _native_to_default(spec: Spec, default: str, names: Registry) -> Spec:
     return spec
 
 
-def list_models() -> list[str]:
-    return MODELS.names()
+def list_models(pattern: str = "*") -> list[str]:
+    """The registered model names matching a shell-style wildcard, as timm's list_models: `list_models("res*")`."""
+    import fnmatch
+
+    return [name for name in MODELS.names() if fnmatch.fnmatchcase(name, pattern)]
 
 
 def create_model(

@@ -1,6 +1,6 @@
 """A small Vision Transformer (Dosovitskiy et al. 2021): non-overlapping patches → linear embedding + learned
 position embedding → `depth` pre-norm encoder blocks (torchvision's `EncoderBlock`) → mean over tokens → linear.
-No convolution after the patch embedding and no pooling: the attention model the seeds ask about."""
+No convolution after the patch embedding and no pooling: the attention model the seed articles ask about."""
 
 from __future__ import annotations
 

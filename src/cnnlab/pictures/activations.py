@@ -10,8 +10,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.pictures.render import Picture, colourise, figure, figure_to_array, fmt_shape, image_cell, normalise, \
-    tile, value_scale
+from cnnlab.pictures.render import (
+    Picture,
+    colourise,
+    figure,
+    figure_to_array,
+    fmt_shape,
+    image_cell,
+    normalise,
+    tile,
+    value_scale,
+)
 
 
 @torch.no_grad()

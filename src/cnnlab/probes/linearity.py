@@ -14,7 +14,8 @@ from cnnlab.pictures.render import Picture, figure, figure_to_array
 
 
 @torch.no_grad()
-def fold_affine(net: nn.Module, input_shape: tuple[int, ...], batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def fold_affine(net: nn.Module, input_shape: tuple[int, ...],
+                batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """(A, b) with A of shape (outputs, inputs): b = f(0) and column i = f(e_i) − f(0), the one affine map
     that agrees with `net` at 0 and at every basis image. If `net` is affine, it is `net`, whatever
     the architecture (branches, strides, padding); if not, the gap below says by how much."""

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
 
+from cnnlab.lightning_compat import tree_leaves
 from cnnlab.pictures.render import MIN_CELL, Picture, cell_origin, colourise, grid_shape, tile, upscale_for
 
 OUTLINE = (255, 64, 64)  # the theoretical RF square, drawn over the viridis ERF map
@@ -24,7 +24,8 @@ OUTLINE = (255, 64, 64)  # the theoretical RF square, drawn over the viridis ERF
 @dataclass(frozen=True)
 class StageRF:
     """`size`: pixels one unit can see, 1 + Σ (k_eff − 1)·Π strides before (it may exceed the image, counting
-    padding; at least the image side once `whole`, so sizes never shrink along the stages); `jump`: input pixels between neighbouring units (product of strides);
+    padding; at least the image side once `whole`, so sizes never shrink along the stages); `jump`: input pixels
+    between neighbouring units (product of strides);
     `whole`: the stage mixes every input position (dense layer on a flattened map, global pooling, attention)."""
 
     size: int
@@ -96,13 +97,13 @@ class _Tracer(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
         fields = [rf for rf in map(self.field, inputs) if rf is not None]
         if not fields:
             return out
         rf = StageRF(max(f.size for f in fields), max(f.jump for f in fields), any(f.whole for f in fields))
         rf = self.step(func, args, kwargs, inputs[0], out, rf)
-        for t in tree_flatten(out)[0]:
+        for t in tree_leaves(out):
             if isinstance(t, torch.Tensor):
                 self.mark(t, rf)
         return out

@@ -57,7 +57,8 @@ def filter_rotation_similarity(filters: torch.Tensor, generator: torch.Generator
     random = torch.stack([best_rotated_match(torch.randn(filters.shape, generator=generator, dtype=torch.float64))
                           for _ in range(draws)])
     return {"rotated": float(rotated.mean()), "unrotated": float(best_rotated_match(filters, (0,)).mean()),
-            "random": float(random.mean()), "per_filter": rotated.numpy(), "random_per_filter": random.flatten().numpy()}
+            "random": float(random.mean()), "per_filter": rotated.numpy(),
+            "random_per_filter": random.flatten().numpy()}
 
 
 def rotation_numbers(accuracy: dict[float, float], similarity: dict | None) -> dict[str, float]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -18,19 +17,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cnnlab import REPO_ROOT
 from cnnlab.errors import CnnlabError
-from cnnlab.summary import print_error, short_path
-
-EXPERIMENTS_DIR = REPO_ROOT / "experiments"
+from cnnlab.hydra_setup import experiment_names
+from cnnlab.paths import EXPERIMENTS_DIR
+from cnnlab.summary import fail, short_path
 
 
 def log_dir() -> Path:
     return Path(os.environ.get("CNNLAB_LOG_DIR", "logs"))
-
-
-def experiment_names() -> list[str]:
-    return sorted(p.name for p in EXPERIMENTS_DIR.iterdir() if (p / "config.yaml").exists())
 
 
 def newest_sweep(name: str) -> Path:
@@ -74,7 +68,7 @@ def show(report, paths: dict[str, Path]) -> None:
         console.print(f"  [cyan]{kind:<8}[/]{escape(short_path(path))}", highlight=False)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     from cnnlab.noise import quiet_known_noise
     from cnnlab.reports.render import build, write
     from cnnlab.reports.runs import find_runs
@@ -94,6 +88,6 @@ def main(argv: list[str] | None = None) -> None:
             shutil.copytree(out / "figures", target / "figures", dirs_exist_ok=True)
             written["copied"] = target / "report.md"
     except CnnlabError as err:
-        print_error(err)
-        sys.exit(2)
+        return fail(err)
     show(report, written)
+    return 0

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.pictures.render import figure
-from cnnlab.reports.questions import QUESTIONS, Column, Finding, key, overview
+from cnnlab.reports.questions import QUESTIONS, Column, Finding
+from cnnlab.reports.questions.base import key
+from cnnlab.reports.questions.overview import overview
 from cnnlab.reports.runs import Run, varying
-from cnnlab.summary import short_path
-from cnnlab.sweeps.summary import first_sentence
+from cnnlab.summary import first_sentence, short_path
 
 
 @dataclass

@@ -14,18 +14,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cnnlab.reports.runs import read_sweep
 from cnnlab.resume import SWEEP_SUMMARY
-from cnnlab.summary import short_path
-
-
-def first_sentence(text: str) -> str:
-    return text.split(". ")[0].rstrip(".") + "."
+from cnnlab.summary import first_sentence, short_path
 
 
 class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from cnnlab.reports.runs import read_sweep
-
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return

@@ -1,1 +1,0 @@
-"""Sweeps: what happens around a Hydra multirun (its closing summary); reports come here too."""
