@@ -53,7 +53,7 @@ lint: install ## ruff (pinned; rules and line length in pyproject.toml) over src
 check: lint ## the quick inner loop, ~2.5 min on 2 cores: lint + the tests not marked slow (no training subprocess)
 	$(VENV)/bin/pytest -m "not slow" -q $(ARGS)
 
-test: lint ## lint + every test, the slow ones too: what CI runs (.ci/run), ~14.5 min on 2 cores (reads the CIFAR-10 copy in ../shared)
+test: lint ## lint + every test, the slow ones too: what CI runs (.ci/run), 13-15 min on 2 cores (reads the CIFAR-10 copy in ../shared)
 	$(VENV)/bin/pytest $(ARGS)
 
 bench: install ## speed ratios side by side (5 pairs after a warm-up, median and min-max): overhead, data, logging, sweep, CIFAR-10, the cifar10_fast frontier (72 min here, 2026-12-02; ARGS="--only overhead")
