@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from cnnlab.checkpoints import resolve_checkpoint
+from cnnlab.checkpoints import load_trained_net, resolve_checkpoint
 from cnnlab.config import compose
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, list_models
@@ -47,18 +47,13 @@ class TrainedRun:
 
 def load_run(run_dir: str | Path) -> TrainedRun:
     """The run in `run_dir` (logs/runs/<date>/<time>, or a sweep's job dir): its network, config and results."""
-    from cnnlab.module import ImageClassifier
-    from cnnlab.reports.runs import is_run_dir, read_run
+    from cnnlab.reports.runs import read_run
 
     path = Path(run_dir).expanduser()
-    if not path.is_dir() or not is_run_dir(path) or not (path / "config.yaml").is_file():
+    if not (path / "config.yaml").is_file():
         raise CnnlabError(f"load_run({str(run_dir)!r}): not a cnnlab run dir (it has no config.yaml). Valid: a "
                           "folder cnnlab-train wrote, e.g. logs/runs/<date>/<time> or a sweep's <sweep dir>/<job>.")
     checkpoint = resolve_checkpoint(path, "load_run")
+    net = load_trained_net(checkpoint, None, "load_run")
     read = read_run(path)
-    try:
-        net = ImageClassifier.load_from_checkpoint(checkpoint, map_location="cpu").net.eval()
-    except Exception as err:  # noqa: BLE001 — torch and Lightning raise many types for a bad file
-        raise CnnlabError(f"load_run: {checkpoint} is not a readable cnnlab checkpoint: "
-                          f"{str(err).splitlines()[0][:200]}.") from None
     return TrainedRun(path, read.config, read.results, read.probes, checkpoint, net)

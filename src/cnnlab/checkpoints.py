@@ -58,8 +58,9 @@ def resolve_checkpoint(value: str | Path, option: str) -> Path:
                       f"or last.ckpt. Valid: e.g. logs/runs/<date>/<time> or its checkpoints/last.ckpt.")
 
 
-def load_trained_net(path: Path, input_shape: tuple[int, ...], option: str) -> torch.nn.Module:
-    """The trained network of a checkpoint, in eval mode on the CPU, refused unless it takes `input_shape`."""
+def load_trained_net(path: Path, input_shape: tuple[int, ...] | None, option: str) -> torch.nn.Module:
+    """The trained network of a checkpoint, in eval mode on the CPU, refused unless it takes `input_shape`
+    (None: any)."""
     from cnnlab.module import ImageClassifier
 
     try:
@@ -67,7 +68,7 @@ def load_trained_net(path: Path, input_shape: tuple[int, ...], option: str) -> t
     except Exception as err:  # noqa: BLE001 — torch and Lightning raise many types for a bad file
         raise CnnlabError(f"{option}={path} is not a readable cnnlab checkpoint: {str(err).splitlines()[0][:200]}. "
                           f"Valid: a .ckpt file written by cnnlab-train.") from None
-    if tuple(net.input_shape) != tuple(input_shape):
+    if input_shape is not None and tuple(net.input_shape) != tuple(input_shape):
         raise CnnlabError(f"{option}={path} takes {tuple(net.input_shape)} images and the images here are "
                           f"{tuple(input_shape)}. Valid: a run on the same data at the same image size.")
     return net

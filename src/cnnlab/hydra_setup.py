@@ -20,7 +20,8 @@ def experiment_names() -> list[str]:
 
 
 def register() -> None:
-    """Register the resolvers and the experiments (again after a call: a no-op)."""
+    """Register the resolvers (once per process) and the experiments (read again on every call, so a folder
+    added to experiments/ since the last call is found too)."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
