@@ -84,8 +84,8 @@ def test_load_run_refuses_a_folder_that_is_not_a_run(tmp_path):
 
 def test_a_new_question_is_one_folder_and_one_module(tmp_path, monkeypatch):
     """A newcomer's question: experiments/<name>/ with config.yaml and README.md, and one registered module.
-    `experiment=<name>` finds it by its folder, its sweep goes to logs/experiments/<name>/, and the report answers
-    with the module's sentence."""
+    `experiment=<name>` finds it by its folder, its sweep goes to logs/experiments/<name>/<data>/, and the report
+    answers with the module's sentence."""
     from cnnlab import hydra_setup
     from cnnlab.reports import questions
     from cnnlab.reports.render import build
@@ -129,7 +129,7 @@ def test_a_new_question_is_one_folder_and_one_module(tmp_path, monkeypatch):
                       return_hydra_config=True)
     GlobalHydra.instance().clear()
     assert cfg.question == "width" and cfg.model.name == "simple_cnn"
-    assert Path(cfg.hydra.sweep.dir).parent == tmp_path / "logs" / "experiments" / "width"
+    assert Path(cfg.hydra.sweep.dir).parent == tmp_path / "logs" / "experiments" / "width" / "mnist"  # per data
     run = Run(tmp_path, "0", ["model.width=8"], {"question": "width", "model": {"width": 8}},
               {"test/acc": 0.9, "wall_time_s": 1.0}, None)
     report = build([run])

@@ -65,8 +65,8 @@ def test_a_failing_sweep_job_does_not_stop_the_others_and_is_listed(tmp_path):
     ("args", "code", "expected"),
     [
         (["model.name=lenet"], 2, "Unknown model 'lenet' (config key `model.name`). Valid model names: alexnet, "
-                                  "densenet, fast_cnn, googlenet, lenet5, locally_connected, mlp, resnet18, resnet20, "
-                                  "simple_cnn, stn, vgg11, vgg16, vit, zfnet. Did you mean 'lenet5'?"),
+                                  "densenet, fast_cnn, googlenet, lenet5, locally_connected, mlp, p4cnn, resnet18, "
+                                  "resnet20, simple_cnn, stn, vgg11, vgg16, vit, zfnet. Did you mean 'lenet5'?"),
         (["model=simple_cnn", "model.depth=6"], 2, "stage 'block5' (conv 3×3 stride 1 + max pool 2×2 stride 2) "
                                                    "receives a 1×1 map"),
         (["data=kmnist", "data.download=false", "paths.data_dir=/nonexistent/cnnlab"], 2,
@@ -91,3 +91,13 @@ def test_make_help_lists_every_target():
     for target in targets:
         assert re.search(rf"\b{target}\b", out), target
     assert Path(REPO_ROOT / ".ci" / "run").read_text().strip().endswith("make test")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["NAME=bogus"], "NAME must be one of: abstraction architectures"),
+    (["NAME=pooling", "DATA=imagenet"], "DATA must be one of:"),
+])
+def test_make_experiment_refuses_an_unknown_name_or_data_before_running(args, says):
+    done = subprocess.run(["make", "-s", "experiment", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and says in done.stdout, (done.stdout, done.stderr)
+    assert "cifar10_jpeg" in done.stdout or "NAME" in says

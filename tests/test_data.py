@@ -69,7 +69,7 @@ def test_missing_dataset_offline_names_the_files_and_folder(tmp_path, no_network
 
 def test_unknown_dataset_name():
     with pytest.raises(CnnlabError, match=r"Unknown dataset 'mnsit' \(config key `data.name`\).*cifar10, "
-                                          r"fashion_mnist, folder, kmnist, mnist, svhn.*Did you mean 'mnist'"):
+                                          r"fashion_mnist, folder, kmnist, mnist, mnist_rot, svhn.*Did you mean"):
         ImageDataModule(name="mnsit")
 
 

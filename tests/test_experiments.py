@@ -73,6 +73,12 @@ def test_experiment_runs_one_step(name, tmp_path):
     summary = json.loads((tmp_path / "run" / "probes" / "summary.json").read_text()) if probes else {}
     for probe in probes:
         assert any(k.startswith(f"{probe}/") for k in summary), (probe, sorted(summary))
+    # what the reports need beyond the numbers: the ERF before training (Luo et al.'s fit at init), and each
+    # stage's Gram matrix (stages matched across seeds, Kornblith et al.)
+    if name == "receptive_field":
+        assert any(k.startswith("receptive_field/init/erf_sigma/block") for k in summary), sorted(summary)
+    if name == "abstraction":
+        assert (tmp_path / "run" / "probes" / "cka_grams.pt").stat().st_size > 0
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +139,7 @@ def test_report_compares_named_run_dirs(pooling_sweep, tmp_path):
 @pytest.mark.parametrize("args, says", [
     (["no/such/dir"], "'no/such/dir' is not a directory"),
     (["--experiment", "bogus"], "Valid experiments: abstraction, architectures"),
+    (["--experiment", "pooling", "--data", "nowhere"], "Experiment 'pooling' has no sweep on data=nowhere under"),
 ])
 def test_report_bad_input(args, says, tmp_path):
     done = report_cli(*args, cwd=tmp_path)

@@ -145,3 +145,23 @@ def test_picture(stage_feats, kind):
     assert f"{len(names)} stages of one model" in picture.caption and "adjacent" in picture.caption
     between = cka_picture(names, list(names), matrix, kind, key="cka/vs", title_a="seed 0", title_b="seed 1")
     assert "seed 0" in between.caption and "seed 1" in between.caption and "adjacent" not in between.caption
+
+
+def test_saved_grams_match_stages_across_runs(tmp_path):
+    """Kornblith et al.'s correspondence test from saved Gram matrices: a net's stages against a rotated and
+    rescaled copy of themselves match one to one; against a copy whose stages are swapped they do not."""
+    from cnnlab.probes.cka import correspondence, load_grams, save_grams
+
+    torch.manual_seed(0)
+    feats = {f"block{i}": torch.randn(60, 8 + i) @ torch.randn(8 + i, 20) for i in range(1, 4)}
+    turn, _ = torch.linalg.qr(torch.randn(20, 20))
+    same = {name: 3.0 * x @ turn for name, x in feats.items()}  # CKA is blind to rotation and scale
+    swapped = {"block1": feats["block3"], "block2": feats["block2"], "block3": feats["block1"]}
+    for name, features in (("a", feats), ("b", same), ("c", swapped)):
+        save_grams(features, tmp_path / name / "cka_grams.pt")
+    a, b, c = (load_grams(tmp_path / name / "cka_grams.pt") for name in "abc")
+    assert a["block1"].centred.shape == (60, 60)
+    assert correspondence(a, b) == 1.0
+    assert correspondence(a, c) == pytest.approx(1 / 3)  # only block2 finds itself
+    with pytest.raises(CnnlabError, match="stages of the same names"):
+        correspondence(a, {"other": a["block1"]})

@@ -112,12 +112,14 @@ def choose_dir(kind: str, base: str, stamp: str, resume: Any, overrides: Sequenc
     return fresh
 
 
-def sweep_dir(log_dir: str, question: Any, date: str, time: str, resume: Any, overrides: Sequence[str]) -> str:
-    """A sweep's directory: an experiment's (`question` set) under <log_dir>/experiments/<question>/<date>_<time>,
-    any other under <log_dir>/multiruns/<date>/<time>; an earlier one with `resume` (choose_dir)."""
+def sweep_dir(log_dir: str, question: Any, data: str, date: str, time: str, resume: Any,
+              overrides: Sequence[str]) -> str:
+    """A sweep's directory: an experiment's (`question` set) under
+    <log_dir>/experiments/<question>/<data>/<date>_<time> (`data`: the data option chosen, e.g. cifar10_jpeg), any
+    other under <log_dir>/multiruns/<date>/<time>; an earlier one with `resume` (choose_dir)."""
     if question in (None, "", "None", "null"):
         return choose_dir("sweep", f"{log_dir}/multiruns", f"{date}/{time}", resume, overrides)
-    return choose_dir("sweep", f"{log_dir}/experiments/{question}", f"{date}_{time}", resume, overrides)
+    return choose_dir("sweep", f"{log_dir}/experiments/{question}/{data}", f"{date}_{time}", resume, overrides)
 
 
 @dataclass

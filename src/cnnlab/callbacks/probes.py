@@ -16,7 +16,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from cnnlab.callbacks.cadence import CadenceCallback
+from cnnlab.callbacks.cadence import CadenceCallback, evaluating
 from cnnlab.callbacks.pictures import publish
 from cnnlab.checkpoints import load_trained_net, resolve_checkpoint
 from cnnlab.errors import CnnlabError
@@ -106,9 +106,11 @@ class CKAProbe(ProbeCallback):
     KINDS = ("linear", "rbf")
 
     def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0, images: int = 500,
-                 kinds: tuple[str, ...] | list[str] = KINDS, compare_with: str | None = None) -> None:
+                 kinds: tuple[str, ...] | list[str] = KINDS, compare_with: str | None = None,
+                 save_grams: bool = False) -> None:
         super().__init__(output_dir, every_n_epochs)
         self.count = self.whole("images", images, least=2)
+        self.save_grams = bool(save_grams)
         self.kinds = list(kinds)
         bad = [k for k in self.kinds if k not in self.KINDS]
         if bad or not self.kinds:
@@ -116,11 +118,13 @@ class CKAProbe(ProbeCallback):
         self.compare_with = resolve_checkpoint(compare_with, "callbacks.cka.compare_with") if compare_with else None
 
     def measure(self, trainer, pl_module):
-        from cnnlab.probes.cka import cka_matrix, cka_numbers, cka_picture
+        from cnnlab.probes.cka import GRAMS_FILE, cka_matrix, cka_numbers, cka_picture, save_grams
         from cnnlab.probes.features import stage_features
 
         x, _ = self.images(trainer, self.count)
         own = stage_features(pl_module.net, x)
+        if self.save_grams:  # for CKA across runs later (reports: layer correspondence between seeds)
+            save_grams(own, self.output_dir / "probes" / GRAMS_FILE)
         other = None
         if self.compare_with is not None:
             other_net = load_trained_net(self.compare_with, tuple(x.shape[1:]), "callbacks.cka.compare_with")
@@ -144,9 +148,22 @@ class ReceptiveFieldProbe(ProbeCallback):
 
     config_name = "receptive_field"
 
-    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0, images: int = 64) -> None:
+    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0, images: int = 64,
+                 at_init: bool = False) -> None:
         super().__init__(output_dir, every_n_epochs)
         self.count = self.whole("images", images)
+        self.at_init = bool(at_init)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """With at_init: the same numbers before the first step, as receptive_field/init/... (Luo et al. 2016
+        compare the effective RF at initialisation with the trained one). Not again when a run resumes."""
+        if not self.at_init or trainer.global_step != 0 or not trainer.is_global_zero:
+            return
+        with evaluating(pl_module):
+            numbers, _ = self.measure(trainer, pl_module)
+        prefix = f"{self.config_name}/"
+        record({f"{prefix}init/{k.removeprefix(prefix)}": v for k, v in numbers.items()}, trainer,
+               self.output_dir, self.config_name, "init")
 
     def measure(self, trainer, pl_module):
         from cnnlab.probes.receptive_field import effective_rf, erf_picture, rf_numbers, theoretical_rf

@@ -6,6 +6,7 @@ changes its representation (within one model) and where two networks agree (betw
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -108,6 +109,34 @@ def cka_matrix(feats_a: Mapping[str, torch.Tensor], feats_b: Mapping[str, torch.
             else:
                 matrix[i, j] = _cka(a, b)
     return names_a, names_b, matrix
+
+
+GRAMS_FILE = "cka_grams.pt"
+
+
+def save_grams(features: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Each stage's centred linear Gram matrix (float32) and its norm, for CKA against other runs later."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grams = {name: gram(x) for name, x in features.items()}
+    torch.save({name: (g.centred.to(torch.float32), g.norm) for name, g in grams.items()}, path)
+
+
+def load_grams(path: Path) -> dict[str, Gram]:
+    return {name: Gram(centred.to(torch.float64), norm)
+            for name, (centred, norm) in torch.load(path, weights_only=True).items()}
+
+
+def correspondence(grams_a: Mapping[str, Gram], grams_b: Mapping[str, Gram]) -> float:
+    """Kornblith et al. 2019's layer-correspondence test between two runs of one architecture: the share of
+    stages of `a` whose most CKA-similar stage of `b` is the same stage, and the same from b to a."""
+    names = [n for n in grams_a if n in grams_b]
+    if not names:
+        raise CnnlabError("correspondence needs two runs with stages of the same names (one architecture).")
+    _same_images(grams_a[names[0]].centred.shape[0], grams_b[names[0]].centred.shape[0])
+    matrix = np.array([[_cka(grams_a[a], grams_b[b]) for b in names] for a in names])
+    hits = sum(int(np.argmax(matrix[i]) == i) for i in range(len(names)))
+    hits += sum(int(np.argmax(matrix[:, j]) == j) for j in range(len(names)))
+    return hits / (2 * len(names))
 
 
 def cka_numbers(names_a: Sequence[str], names_b: Sequence[str], matrix: np.ndarray, kind: str,

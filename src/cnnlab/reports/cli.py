@@ -1,8 +1,9 @@
 """`cnnlab-report`: runs side by side, with the plot and the one-line answer of their question.
 
-    cnnlab-report logs/experiments/pooling/2026-11-23_16-38-53      # a sweep: report.md/.html inside it
+    cnnlab-report logs/experiments/pooling/mnist/2026-12-02_12-27-43    # a sweep: report.md/.html inside it
     cnnlab-report logs/runs/2026-11-23/10-04-12 logs/runs/2026-11-23/11-30-00 --out my_report
-    cnnlab-report --experiment pooling    # the newest sweep of experiments/pooling, also into that folder
+    cnnlab-report --experiment pooling        # its newest MNIST sweep, also copied into experiments/pooling/mnist/
+    cnnlab-report --experiment pooling --data cifar10_jpeg     # the same for its CIFAR-10 sweep
 """
 
 from __future__ import annotations
@@ -27,14 +28,17 @@ def log_dir() -> Path:
     return Path(os.environ.get("CNNLAB_LOG_DIR", "logs"))
 
 
-def newest_sweep(name: str) -> Path:
+def newest_sweep(name: str, data: str) -> Path:
     if name not in experiment_names():
         raise CnnlabError(f"Unknown experiment '{name}'. Valid experiments: {', '.join(experiment_names())} "
                           f"(each is a folder of {short_path(EXPERIMENTS_DIR)} with a config.yaml).")
-    sweeps = sorted(p for p in (log_dir() / "experiments" / name).glob("*") if p.is_dir())
+    where = log_dir() / "experiments" / name / data
+    sweeps = sorted(p for p in where.glob("*") if p.is_dir())
     if not sweeps:
-        raise CnnlabError(f"Experiment '{name}' has no sweep under {log_dir() / 'experiments' / name} yet. Run it "
-                          f"first: make experiment NAME={name} (or cnnlab-train -m experiment={name}).")
+        ran = ", ".join(sorted(p.name for p in where.parent.glob("*") if p.is_dir()))
+        raise CnnlabError(f"Experiment '{name}' has no sweep on data={data} under {where} yet"
+                          f"{f' (it has sweeps on: {ran})' if ran else ''}. Run it first: make experiment "
+                          f"NAME={name} DATA={data} (or cnnlab-train -m experiment={name} data={data}).")
     return sweeps[-1]
 
 
@@ -45,6 +49,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("paths", nargs="*", help="run dirs and/or sweep dirs")
     parser.add_argument("--experiment", metavar="NAME", help="report the newest sweep of experiments/NAME and "
                         "copy the report into experiments/NAME/")
+    parser.add_argument("--data", default="mnist", help="with --experiment: the data option its sweep ran on "
+                        "(default mnist; e.g. cifar10_jpeg); the report goes to experiments/NAME/DATA/")
     parser.add_argument("--out", type=Path, help="where to write (default: the sweep or run dir when there is "
                         "one path, else logs/reports/<time>)")
     parser.add_argument("--title", help="the report's title")
@@ -55,6 +61,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def show(report, paths: dict[str, Path]) -> None:
+    from cnnlab.reports.render import summary_title
+
     console = Console(soft_wrap=True)
     table = Table(title=report.title, title_justify="left")
     for column in report.header:
@@ -63,6 +71,13 @@ def show(report, paths: dict[str, Path]) -> None:
         style = "red" if row[report.header.index("result")] == "failed" else None
         table.add_row(*(escape(cell) for cell in row), style=style)
     console.print(table)
+    if report.summary_rows:
+        summary = Table(title=summary_title(report), title_justify="left")
+        for column in report.summary_header:
+            summary.add_column(escape(column), overflow="fold")
+        for row in report.summary_rows:
+            summary.add_row(*(escape(cell) for cell in row))
+        console.print(summary)
     console.print(f"[bold]Answer:[/] {escape(report.finding.sentence)}", highlight=False)
     for kind, path in paths.items():
         console.print(f"  [cyan]{kind:<8}[/]{escape(short_path(path))}", highlight=False)
@@ -70,23 +85,30 @@ def show(report, paths: dict[str, Path]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from cnnlab.noise import quiet_known_noise
-    from cnnlab.reports.render import build, write
+    from cnnlab.reports.papers import refresh
+    from cnnlab.reports.render import PAPERS_FILE, build, write
     from cnnlab.reports.runs import find_runs
 
     quiet_known_noise()
     args = parse(argv)
     try:
-        paths = [newest_sweep(args.experiment)] if args.experiment else [Path(p) for p in args.paths]
+        paths = [newest_sweep(args.experiment, args.data)] if args.experiment else [Path(p) for p in args.paths]
         runs = find_runs(paths)
         out = args.out or (paths[0] if len(paths) == 1 else log_dir() / "reports" / time.strftime("%Y-%m-%d_%H-%M-%S"))
         report = build(runs, args.title)
         written = write(report, runs, out)
         if args.experiment:  # the committed answer next to the experiment's config
-            target = EXPERIMENTS_DIR / args.experiment
-            for name in ("report.md", "report.html", "runs.csv"):
-                shutil.copy(out / name, target / name)
+            target = EXPERIMENTS_DIR / args.experiment / args.data
+            target.mkdir(exist_ok=True)
+            for name in ("report.md", "report.html", "runs.csv", PAPERS_FILE):
+                if (out / name).exists():
+                    shutil.copy(out / name, target / name)
+                elif (target / name).exists():
+                    (target / name).unlink()  # from an earlier report: no longer true
             shutil.copytree(out / "figures", target / "figures", dirs_exist_ok=True)
             written["copied"] = target / "report.md"
+            if refresh(EXPERIMENTS_DIR / "README.md"):
+                written["papers"] = EXPERIMENTS_DIR / "README.md"
     except CnnlabError as err:
         return fail(err)
     show(report, written)

@@ -4,7 +4,6 @@ results.json, probes/*.jsonl, error.txt, .hydra/overrides.yaml), so any launcher
 from __future__ import annotations
 
 import json
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +68,8 @@ def read_run(run_dir: Path, name: str | None = None) -> Run:
         error = f"no results: the job stopped early (see {run_dir / 'train.log'})"
     probes: dict[str, float] = {}
     for lines in sorted((run_dir / "probes").glob("*.jsonl")):
-        last = lines.read_text().strip().splitlines()[-1:]
-        if last:
-            probes.update(json.loads(last[0])["numbers"])
+        for line in lines.read_text().strip().splitlines():  # in measured order: the latest of each number wins
+            probes.update(json.loads(line)["numbers"])
     return Run(
         dir=run_dir,
         name=name or run_dir.name,
@@ -135,13 +133,19 @@ def label(run: Run, keys: Sequence[str], drop: Sequence[str] = ()) -> str:
     return " ".join(parts) or run.name
 
 
-def mean(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.fmean(present) if present else None
+def is_seed(key: str) -> bool:
+    """A seed axis, recognised by its config key: `seed` (Lightning's), `data.split_seed`, any `...seed`."""
+    return key.lstrip("+~").rsplit(".", 1)[-1].endswith("seed")
 
 
-def by_setting(runs: Sequence[Run], keys: Sequence[str], drop: Sequence[str] = ("seed",)) -> dict[str, list[Run]]:
-    """Finished runs grouped by everything that varies except `drop`: the seeds of one setting together."""
+def seed_keys(keys: Sequence[str]) -> list[str]:
+    return [k.lstrip("+~") for k in keys if is_seed(k)]
+
+
+def by_setting(runs: Sequence[Run], keys: Sequence[str], drop: Sequence[str] | None = None) -> dict[str, list[Run]]:
+    """Finished runs grouped by everything that varies except `drop` (default: the seed axes), so the seeds
+    of one setting come together."""
+    drop = seed_keys(keys) if drop is None else drop
     groups: dict[str, list[Run]] = {}
     for run in runs:
         if run.ok:

@@ -8,10 +8,10 @@ Adding a question is one folder experiments/<name>/ (config.yaml, README.md) plu
 import importlib
 import pkgutil
 
-from cnnlab.reports.questions.base import QUESTIONS, Column, Finding, register_question
+from cnnlab.reports.questions.base import QUESTIONS, Column, Finding, Paper, register_question
 
 for _info in pkgutil.iter_modules(__path__):
     if _info.name != "base":
         importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["QUESTIONS", "Column", "Finding", "register_question"]
+__all__ = ["QUESTIONS", "Column", "Finding", "Paper", "register_question"]

@@ -4,30 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cnnlab.reports.questions.base import Column, Finding, panels, params, pct, register_question
+from cnnlab.reports.questions.base import Column, Finding, key, panels, params, register_question, spread
 from cnnlab.reports.runs import Run
+from cnnlab.reports.stats import compare, seeds_note
 
 
 @register_question("architectures")
 def architectures(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
-    by_data: dict[str, list[Run]] = {}
+    by_data: dict[str, dict[str, list[Run]]] = {}
     for run in (r for r in runs if r.ok):
-        by_data.setdefault(run.dataset, []).append(run)
+        by_data.setdefault(run.dataset, {}).setdefault(run.config["model"]["name"], []).append(run)
     fig, axes = panels(len(by_data) or 1, width=5.5, height=4.0)
     said = []
-    for ax, (data, data_runs) in zip(axes, sorted(by_data.items())):
-        for run in data_runs:
-            ax.scatter(params(run), 100 * run.number("test/acc"), color="tab:blue")
-            ax.annotate(run.config["model"]["name"], (params(run), 100 * run.number("test/acc")), fontsize=7)
+    for ax, (data, models) in zip(axes, sorted(by_data.items())):
+        acc = {name: spread(group, key("test/acc")) for name, group in models.items()}
+        size = {name: spread(group, params) for name, group in models.items()}
+        for name in models:
+            ax.errorbar(size[name].mean, 100 * acc[name].mean, yerr=100 * (acc[name].half or 0), fmt="o",
+                        color="tab:blue", capsize=3)
+            ax.annotate(name, (size[name].mean, 100 * acc[name].mean), fontsize=7)
         ax.set_xscale("log")
         ax.set(title=data, xlabel="parameters", ylabel="test accuracy (%)")
         ax.grid(alpha=0.3)
-        best = max(data_runs, key=lambda r: r.number("test/acc"))
-        said.append(f"on {data} {best.config['model']['name']} leads with {pct(best.number('test/acc'))} "
-                    f"({params(best) / 1e6:.2f} M parameters, {best.number('wall_time_s'):.0f} s)")
+        said.append(f"on {data}, {compare(acc, 'test accuracy')} ({seeds_note(acc.values())})")
     unfinished = sorted({r.dataset for r in runs if not r.ok} - set(by_data))
     if unfinished:
         said.append(f"no {' or '.join(unfinished)} run finished (see the failed runs)")
-    sentence = f"On the same short budget, {'; '.join(said) or 'no run finished'}."
-    caption = "Test accuracy against parameter count (log), one point per model, per dataset."
+    sentence = f"On the same short budget, {'; '.join(said) or 'no run finished'} (95 % intervals)."
+    caption = ("Test accuracy against parameter count (log), one point per model, per dataset; error bars: 95 % "
+               "interval over seeds.")
     return Finding(sentence, fig, caption, {"params": Column(params, "count")})

@@ -1,6 +1,7 @@
 """What every question module shares: the registry (`@register_question("<name>")`), the `Finding` a question
 returns (its one-line answer, its plot, the numbers the side-by-side table shows) and small plotting helpers.
-Seeds of one setting are averaged."""
+The seeds of one setting give a mean and a 95 % interval (reports/stats.py); plots draw the interval as error
+bars or bands, and sentences call a difference only where intervals separate."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from matplotlib.figure import Figure
 
 from cnnlab.pictures.render import figure
 from cnnlab.registry import Registry
-from cnnlab.reports.runs import Run, mean
+from cnnlab.reports.runs import Run
+from cnnlab.reports.stats import Interval, interval
 
 Getter = Callable[[Run], float | None]
 
@@ -25,13 +27,23 @@ class Column:
 
     def cell(self, run: Run) -> str:
         value = self.get(run)
-        if value is None:
-            return "–"
-        if self.kind == "%":
-            return pct(value)
-        if self.kind in ("count", "s"):
-            return f"{value:,.0f}"
-        return f"{value:.3g}" if abs(value) < 1e-2 or abs(value) >= 1e3 else f"{value:.2f}"
+        return "–" if value is None else Interval(value, None, 1).text(self.kind)
+
+    def summary(self, runs: Sequence[Run]) -> str:
+        """The seeds of one setting: mean ± 95 % interval."""
+        value = interval(self.get(run) for run in runs)
+        return "–" if value is None else value.text(self.kind)
+
+
+@dataclass
+class Paper:
+    """A published number and ours for the same kind of measurement, side by side in the report."""
+
+    source: str      # "Cohen & Welling 2016, Table 1"
+    measured: str    # what both numbers measure, and on what
+    published: str
+    ours: str        # from the runs, with its interval
+    command: str     # what reproduces ours
 
 
 @dataclass
@@ -40,6 +52,19 @@ class Finding:
     figure: Figure                    # the key plot
     caption: str
     columns: dict[str, Column] = field(default_factory=dict)  # header → number, for the table
+    papers: list[Paper] = field(default_factory=list)         # the published numbers beside ours
+
+
+def data_option(runs: Sequence[Run]) -> str:
+    """The `data=` option the runs were started with (make experiment DATA=...), else their data.name."""
+    for run in runs:
+        if (chosen := run.setting("data")) is not None:
+            return chosen
+    return str(runs[0].config.get("data", {}).get("name", "mnist")) if runs else "mnist"
+
+
+def reproduce(question: str, runs: Sequence[Run]) -> str:
+    return f"make experiment NAME={question} DATA={data_option(runs)}"
 
 
 #: A question's answer from its runs and the override keys that tell them apart.
@@ -56,8 +81,9 @@ def key(name: str) -> Getter:
     return lambda run: run.number(name)
 
 
-def group_mean(runs: Sequence[Run], get: Getter) -> float | None:
-    return mean([get(run) for run in runs])
+def spread(runs: Sequence[Run], get: Getter) -> Interval | None:
+    """Mean and 95 % interval of one number over the runs (the seeds of one setting)."""
+    return interval(get(run) for run in runs)
 
 
 def params(run: Run) -> float | None:
@@ -76,14 +102,34 @@ def short(name: str) -> str:
     return ", ".join(part.split("=", 1)[-1] for part in name.split(" "))
 
 
-def bars(ax, labels: Sequence[str], values: Sequence[float | None], ylabel: str) -> None:
-    ax.bar(range(len(labels)), [100 * (v or 0) for v in values], color="tab:blue")
+def error_half(values: Sequence[Interval | None], scale: float) -> list[float]:
+    return [scale * (v.half or 0.0) if v is not None else 0.0 for v in values]
+
+
+def bars(ax, labels: Sequence[str], values: Sequence[Interval | None], ylabel: str, scale: float = 100.0,
+         color: str = "tab:blue", offset: float = 0.0, width: float = 0.8, legend: str | None = None) -> None:
+    """One bar per setting at its mean, with its 95 % interval as an error bar."""
+    xs = [x + offset for x in range(len(labels))]
+    ax.bar(xs, [scale * v.mean if v is not None else 0.0 for v in values], width=width, color=color,
+           yerr=error_half(values, scale), capsize=3, ecolor="black", label=legend)
     ax.set_xticks(range(len(labels)), [short(n) for n in labels], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
 
 
-def stage_curve(runs: Sequence[Run], prefix: str, skip: Sequence[str] = ()) -> dict[str, float]:
-    """Stage → mean over the runs of the probe numbers under `prefix`, in the first run's stage order."""
+def band(ax, xs: Sequence[float], values: Sequence[Interval | None], label: str, scale: float = 100.0) -> None:
+    """A curve of means with its 95 % interval as a shaded band (points without a value are left out)."""
+    points = [(x, v) for x, v in zip(xs, values) if v is not None]
+    if not points:
+        return
+    px = [x for x, _ in points]
+    (line,) = ax.plot(px, [scale * v.mean for _, v in points], marker="o", label=label)
+    ax.fill_between(px, [scale * v.low for _, v in points], [scale * v.high for _, v in points],
+                    color=line.get_color(), alpha=0.2, linewidth=0)
+
+
+def stage_curve(runs: Sequence[Run], prefix: str, skip: Sequence[str] = ()) -> dict[str, Interval | None]:
+    """Stage → mean and 95 % interval over the runs of the probe numbers under `prefix`, in the first run's
+    stage order."""
     stages = [s for s in runs[0].matching(prefix) if s not in skip]
-    return {s: mean([run.matching(prefix).get(s) for run in runs]) for s in stages}
+    return {s: interval(run.matching(prefix).get(s) for run in runs) for s in stages}

@@ -1,0 +1,130 @@
+"""Spread over seeds: the 95 % Student-t interval, the rule that a difference is called only when intervals
+separate, and cnnlab-report on a sweep with a seed axis and a known spread (any sweep, not only the questions)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from matplotlib.container import ErrorbarContainer
+
+from cnnlab.reports.runs import by_setting, find_runs, is_seed, varying
+from cnnlab.reports.stats import Interval, compare, interval, versus
+
+T_2 = 4.302652729911275  # t(0.975, 2 degrees of freedom): 3 seeds
+
+
+def test_interval_is_student_t_over_the_seeds():
+    spread = interval([0.90, 0.92, 0.94])
+    assert spread.n == 3 and spread.mean == pytest.approx(0.92)
+    assert spread.half == pytest.approx(T_2 * 0.02 / math.sqrt(3))
+    assert spread.text() == "92.0 ± 5.0 %"
+    assert interval([0.5, None]) == Interval(0.5, None, 1) and interval([None]) is None
+    assert interval([0.5]).text() == "50.0 %"  # one seed: no interval, and it never separates
+    assert not interval([0.5]).separated_from(interval([0.1, 0.1000001]))
+
+
+def test_a_difference_is_called_only_when_intervals_separate():
+    clear = {"blur": interval([0.90, 0.91, 0.92]), "max": interval([0.80, 0.81, 0.82]),
+             "sum": interval([0.86, 0.90, 0.94])}
+    sentence = compare(clear, "consistency")
+    assert sentence.startswith("blur has the highest consistency (91.0 ± 2.5 %)")
+    assert "clearly above max (81.0 ± 2.5 %)" in sentence
+    assert "no clear difference from sum (90.0 ± 9.9 %)" in sentence
+    assert compare(clear, "error", higher=False).startswith("max has the lowest error")
+    assert versus("a", clear["blur"], "b", clear["max"]).endswith("clearly higher")
+    assert versus("a", clear["blur"], "b", clear["sum"]).endswith("no clear difference")
+
+
+def test_seeds_are_recognised_by_their_config_key():
+    assert is_seed("seed") and is_seed("data.split_seed") and is_seed("+seed")
+    assert not is_seed("pooling") and not is_seed("model.depth")
+
+
+def write_run(job: Path, overrides: list[str], config: dict, results: dict) -> None:
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (job / "config.yaml").write_text(yaml.safe_dump(config))
+    (job / "results.json").write_text(json.dumps(results))
+
+
+#: A sweep without a question: optimizer.lr × data.split_seed (a seed axis of another name), known spread.
+KNOWN = {"0.1": [0.90, 0.92, 0.94], "0.01": [0.50, 0.52, 0.54]}
+
+
+@pytest.fixture
+def seeded_sweep(tmp_path) -> Path:
+    sweep = tmp_path / "sweep"
+    job = 0
+    for lr, accs in KNOWN.items():
+        for split_seed, acc in enumerate(accs):
+            write_run(sweep / str(job), [f"optimizer.lr={lr}", f"data.split_seed={split_seed}"],
+                      {"seed": 42, "data": {"split_seed": split_seed}, "optimizer": {"lr": float(lr)}},
+                      {"test/acc": acc, "val/best": acc, "wall_time_s": 10.0 + job})
+            job += 1
+    return sweep
+
+
+def test_any_sweep_with_a_seed_axis_gets_intervals(seeded_sweep, capsys):
+    from cnnlab.reports.cli import main
+    from cnnlab.reports.render import build
+
+    runs = find_runs([seeded_sweep])
+    keys, _ = varying(runs)
+    assert sorted(by_setting(runs, keys)) == ["optimizer.lr=0.01", "optimizer.lr=0.1"]  # seeds folded
+    report = build(runs)
+    assert report.question == "overview" and report.seeds == ["data.split_seed"]
+    assert report.summary_header[:3] == ["optimizer.lr", "seeds", "test acc."]
+    half = 100 * T_2 * 0.02 / math.sqrt(3)
+    assert report.summary_rows[0][:3] == ["0.1", "3", f"92.0 ± {half:.1f} %"]
+    assert report.summary_rows[1][:3] == ["0.01", "3", f"52.0 ± {half:.1f} %"]
+    assert report.finding.sentence.startswith("optimizer.lr=0.1 has the highest test accuracy (92.0 ± 5.0 %); "
+                                              "clearly above optimizer.lr=0.01 (52.0 ± 5.0 %)")
+    (ax,) = report.finding.figure.axes  # the bars carry the intervals as error bars
+    (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    lows = sorted(seg[0][1] for seg in bars.lines[2][0].get_segments())
+    assert lows == pytest.approx([52.0 - half, 92.0 - half])
+
+    assert main([str(seeded_sweep)]) == 0
+    md = (seeded_sweep / "report.md").read_text()
+    assert "## Per setting: mean ± 95 % interval over the seeds (data.split_seed" in md
+    assert f"| 0.1 | 3 | 92.0 ± {half:.1f} % |" in md and "## Every run" in md
+    assert md.count("| ok |") == 6  # every run still listed
+    assert "92.0 ± 5.0 %" in capsys.readouterr().out
+
+
+def test_overlapping_seeds_say_no_clear_difference(seeded_sweep):
+    from cnnlab.reports.render import build
+
+    for job, acc in zip(range(3, 6), [0.88, 0.93, 0.98]):  # lr=0.01 now overlaps lr=0.1
+        results = json.loads((seeded_sweep / str(job) / "results.json").read_text())
+        (seeded_sweep / str(job) / "results.json").write_text(json.dumps({**results, "test/acc": acc}))
+    sentence = build(find_runs([seeded_sweep])).finding.sentence
+    assert "no clear difference from optimizer.lr=0.1 (92.0 ± 5.0 %)" in sentence
+    assert "clearly" not in sentence
+
+
+def test_the_papers_table_is_rebuilt_from_the_committed_reports(tmp_path):
+    """experiments/README.md's table of published numbers holds what the reports computed, never a hand copy."""
+    from cnnlab.reports.papers import END, START, refresh
+    from cnnlab.reports.questions.base import Finding, Paper
+    from cnnlab.reports.render import Report, write
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# experiments\n\n{START}\nold text\n{END}\n\nafter\n")
+    paper = Paper("Cohen & Welling 2016, Table 1", "test error on MNIST-rot", "2.28 %", "2.9 ± 0.2 %",
+                  "make experiment NAME=rotation DATA=mnist_rot")
+    from matplotlib.figure import Figure
+
+    report = Report("t", "rotation", Finding("s", Figure(), "c", papers=[paper]), ["run", "result"], [], [], [])
+    written = write(report, [], tmp_path / "rotation" / "mnist_rot")
+    assert json.loads(written["papers"].read_text())[0]["published"] == "2.28 %"
+    assert refresh(readme)
+    text = readme.read_text()
+    assert "old text" not in text and text.endswith("after\n")
+    assert ("| [rotation](rotation/mnist_rot/report.md) (mnist_rot) | Cohen & Welling 2016, Table 1 | test error on "
+            "MNIST-rot | 2.28 % | 2.9 ± 0.2 % | `make experiment NAME=rotation DATA=mnist_rot` |") in text
+    assert not refresh(tmp_path / "rotation" / "mnist_rot" / "report.md")  # no markers: left alone
