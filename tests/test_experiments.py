@@ -83,13 +83,14 @@ def test_experiment_runs_one_step(name, tmp_path):
 
 @pytest.fixture(scope="module")
 def pooling_sweep(tmp_path_factory) -> Path:
-    """A real 2-job sweep of the pooling experiment (20 batches each), launched as a user would."""
+    """A real 4-job sweep of the pooling experiment (2 poolings × 2 seeds, 20 batches each), launched as a user
+would."""
     cwd = tmp_path_factory.mktemp("report")
-    done = run_cli("-m", "experiment=pooling", "pooling=max,avg", "seed=1", "debug=test", "logger=csv",
+    done = run_cli("-m", "experiment=pooling", "pooling=max,avg", "seed=1,2", "debug=test", "logger=csv",
                    "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Report: cnnlab-report" in done.stdout
-    (sweep,) = (cwd / "logs" / "experiments" / "pooling").iterdir()
+    (sweep,) = (cwd / "logs" / "experiments" / "pooling" / "mnist").iterdir()
     return sweep
 
 
@@ -105,21 +106,27 @@ def test_report_of_a_sweep(pooling_sweep):
     done = report_cli(str(pooling_sweep), cwd=pooling_sweep)
     assert done.returncode == 0, done.stderr
     md = (pooling_sweep / "report.md").read_text()
-    rows = [line for line in md.splitlines() if line.startswith("| ") and "result" not in line]
-    assert [row.split(" | ")[1] for row in rows] == ["max", "avg"]  # one row per run, the varying override
+    every_run = md.split("## Every run")[1]
+    rows = [line for line in every_run.splitlines() if line.startswith("| ") and "result" not in line]
+    assert [row.split(" | ")[1:3] for row in rows] == [["max", "1"], ["max", "2"], ["avg", "1"], ["avg", "2"]]
     assert all(" ok " in row for row in rows)
+    # the seed axis is recognised: one row per pooling, with the Student-t interval of its two runs
+    results = [json.loads((pooling_sweep / str(job) / "results.json").read_text())["test/acc"] for job in range(4)]
+    for pooling, pair in (("max", results[:2]), ("avg", results[2:])):
+        half = 12.706204736174707 * abs(pair[0] - pair[1]) / 2  # t(0.975, 1) · s/√2, s = |a − b|/√2
+        assert f"| {pooling} | 2 | {100 * sum(pair) / 2:.1f} ± {100 * half:.1f} % |" in md
     answer = md.split("**Answer:** ")[1].splitlines()[0]
-    assert "±4 px" in answer and ("max" in answer and "avg" in answer)
+    assert "±4 px" in answer and ("max" in answer and "avg" in answer) and "±" in answer
     assert "Answer:" in done.stdout and "report.md" in done.stdout
     for figure in ("figures/pooling.png", "figures/test_accuracy.png"):
         assert f"]({figure})" in md
         pixels = np.asarray(Image.open(pooling_sweep / figure).convert("L"))
         assert pixels.shape[1] > 400 and pixels.std() > 10  # a drawn plot, not a blank canvas
     html = (pooling_sweep / "report.html").read_text()
-    assert html.count("<tr") == 3 and "figures/pooling.png" in html
+    assert html.count("<tr") == 3 + 5 and "figures/pooling.png" in html  # per setting (2 + header), every run
     with open(pooling_sweep / "runs.csv") as handle:
         table = list(csv.DictReader(handle))
-    assert [row["pooling"] for row in table] == ["max", "avg"]
+    assert [row["pooling"] for row in table] == ["max", "max", "avg", "avg"]
     for row in table:
         assert 0 <= float(row["test/acc"]) <= 1 and 0 <= float(row["translation/consistency/shift4"]) <= 1
 
@@ -127,11 +134,11 @@ def test_report_of_a_sweep(pooling_sweep):
 @pytest.mark.slow
 def test_report_compares_named_run_dirs(pooling_sweep, tmp_path):
     out = tmp_path / "side_by_side"
-    done = report_cli(str(pooling_sweep / "0"), str(pooling_sweep / "1"), "--out", str(out), cwd=tmp_path)
+    done = report_cli(str(pooling_sweep / "0"), str(pooling_sweep / "2"), "--out", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     md = (out / "report.md").read_text()
     assert "| pooling |" in next(line for line in md.splitlines() if "| run |" in line)
-    results = [json.loads((pooling_sweep / job / "results.json").read_text()) for job in "01"]
+    results = [json.loads((pooling_sweep / job / "results.json").read_text()) for job in "02"]
     for res in results:
         assert f"{100 * res['test/acc']:.1f} %" in md
 

@@ -78,7 +78,8 @@ def write(report: Report, runs: Sequence[Run], out: Path) -> dict[str, Path]:
     figures = [(f"figures/{report.question}.png", report.finding.caption)]
     if report.question != "overview" and any(r.ok for r in runs):
         overview(runs, varying(runs)[0]).figure.savefig(out / "figures" / "test_accuracy.png", dpi=110)
-        figures.append(("figures/test_accuracy.png", "Test accuracy of every run (each seed separately)."))
+        figures.append(("figures/test_accuracy.png",
+                        "Test accuracy per setting: mean over its seeds, error bars the 95 % interval."))
     paths = {"md": out / "report.md", "html": out / "report.html", "csv": out / "runs.csv"}
     if report.finding.papers:  # read back into experiments/README.md's table of all papers (papers.py)
         paths["papers"] = out / PAPERS_FILE
