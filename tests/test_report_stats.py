@@ -128,3 +128,47 @@ def test_the_papers_table_is_rebuilt_from_the_committed_reports(tmp_path):
     assert ("| [rotation](rotation/mnist_rot/report.md) (mnist_rot) | Cohen & Welling 2016, Table 1 | test error on "
             "MNIST-rot | 2.28 % | 2.9 ± 0.2 % | `make experiment NAME=rotation DATA=mnist_rot` |") in text
     assert not refresh(tmp_path / "rotation" / "mnist_rot" / "report.md")  # no markers: left alone
+
+
+def fake_run(tmp_path: Path, name: str, overrides: list[str], config: dict, results: dict, probes: dict):
+    from cnnlab.reports.runs import Run
+
+    return Run(tmp_path / name, name, overrides, config, results, None, probes)
+
+
+def test_the_erf_exponent_is_fitted_per_seed_against_luo(tmp_path):
+    """σ = 2·depth^0.5 (trained) and 3·depth^0.3 (at init), seed by seed with a small known wobble: the report
+    recovers both exponents and puts Luo et al.'s 0.5 beside them."""
+    from cnnlab.reports.render import build
+
+    runs = []
+    for seed, wobble in ((1, 0.98), (2, 1.0), (3, 1.02)):
+        for depth in (1, 2, 3, 4):
+            blocks = {f"block{d}": d for d in range(1, depth + 1)}
+            probes = {**{f"receptive_field/erf_sigma/{b}": 2 * wobble * d ** 0.5 for b, d in blocks.items()},
+                      **{f"receptive_field/init/erf_sigma/{b}": 3 * d ** 0.3 for b, d in blocks.items()},
+                      **{f"receptive_field/theoretical/{b}": 1 + 2 * d for b, d in blocks.items()}}
+            runs.append(fake_run(tmp_path, f"{seed}-{depth}", [f"model.depth={depth}", f"seed={seed}"],
+                                 {"question": "receptive_field", "seed": seed, "pooling": {"name": "none"},
+                                  "model": {"depth": depth, "kernel_size": 3}},
+                                 {"test/acc": 0.9, "wall_time_s": 1.0}, probes))
+    report = build(runs)
+    (paper,) = report.finding.papers
+    assert paper.source == "Luo et al. 2016" and paper.published == "0.5 (√depth)"
+    assert paper.ours == "trained b = 0.50 ± 0.00 and at init b = 0.30 ± 0.00"
+    assert "k=3 pooling=none: trained b = 0.50 ± 0.00, at init b = 0.30 ± 0.00" in report.finding.sentence
+
+
+def test_mnist_rot_puts_cohen_and_welling_beside_ours_and_says_whether_p4cnn_is_clearly_better(tmp_path):
+    from cnnlab.reports.render import build
+
+    accs = {"simple_cnn": [0.940, 0.945, 0.950], "p4cnn": [0.970, 0.972, 0.974]}
+    runs = [fake_run(tmp_path, f"{model}{seed}", [f"model={model}", f"seed={seed}", "data=mnist_rot"],
+                     {"question": "rotation", "seed": seed, "model": {"name": model}, "data": {"name": "mnist_rot"}},
+                     {"test/acc": acc, "wall_time_s": 1.0}, {"rotation/acc/+0deg": acc, "rotation/acc/+90deg": acc})
+            for model, values in accs.items() for seed, acc in zip((1, 2, 3), values)]
+    finding = build(runs).finding
+    assert [(p.published, p.ours) for p in finding.papers] == [("5.03 %", "5.5 ± 1.2 %"), ("2.28 %", "2.8 ± 0.5 %")]
+    assert all(p.command == "make experiment NAME=rotation DATA=mnist_rot" for p in finding.papers)
+    assert "On MNIST-rot, p4cnn's test error 2.8 ± 0.5 % against simple_cnn's 5.5 ± 1.2 %: clearly lower" in \
+        finding.sentence

@@ -43,8 +43,10 @@ class Interval:
             body = f"{scale * self.mean:,.0f}" + ("" if self.half is None else f" ± {scale * self.half:,.0f}")
         elif kind == "%":
             body = f"{scale * self.mean:.1f}" + ("" if self.half is None else f" ± {scale * self.half:.1f}")
-        else:
-            body = number(self.mean) + ("" if self.half is None else f" ± {number(self.half)}")
+        else:  # the half-width at the mean's precision
+            fixed = self.mean == 0 or 1e-2 <= abs(self.mean) < 1e3
+            body = number(self.mean) + ("" if self.half is None else
+                                        f" ± {self.half:.2f}" if fixed else f" ± {self.half:.2g}")
         return body + unit
 
 
