@@ -172,3 +172,26 @@ def test_mnist_rot_puts_cohen_and_welling_beside_ours_and_says_whether_p4cnn_is_
     assert all(p.command == "make experiment NAME=rotation DATA=mnist_rot" for p in finding.papers)
     assert "On MNIST-rot, p4cnn's test error 2.8 ± 0.5 % against simple_cnn's 5.5 ± 1.2 %: clearly lower" in \
         finding.sentence
+
+
+def test_an_experiment_s_sweeps_merge_into_one_report(tmp_path):
+    """A top-up sweep adds seeds; a rerun replaces a run; a run whose budget changed since is left out, and said."""
+    from cnnlab.reports.runs import merge_sweeps
+
+    def sweep(name: str, jobs: list[tuple[str, int, int]]) -> Path:
+        for job, (pooling, seed, epochs) in enumerate(jobs):
+            write_run(tmp_path / name / str(job), [f"pooling={pooling}", f"seed={seed}"],
+                      {"seed": seed, "pooling": {"name": pooling}, "trainer": {"max_epochs": epochs},
+                       "paths": {"output_dir": str(tmp_path / name / str(job))}},
+                      {"test/acc": 0.9, "wall_time_s": 1.0})
+        return tmp_path / name
+
+    first = sweep("2026-12-02_10-00-00", [(p, s, 1) for p in ("max", "avg") for s in (1, 2, 3)])
+    top_up = sweep("2026-12-02_11-00-00", [("max", 4, 1), ("max", 5, 1)])
+    rerun = sweep("2026-12-02_12-00-00", [("avg", 1, 2)])  # avg again, with another budget
+    runs, left_out = merge_sweeps([first, top_up, rerun])
+    assert sorted(r.name for r in runs) == ["2026-12-02_10-00-00/0", "2026-12-02_10-00-00/1", "2026-12-02_10-00-00/2",
+                                            "2026-12-02_11-00-00/0", "2026-12-02_11-00-00/1", "2026-12-02_12-00-00/0"]
+    assert len(left_out) == 2 and all("differs from the newest run of its setting in trainer.max_epochs" in note
+                                      for note in left_out)
+    assert "2026-12-02_10-00-00/4" in left_out[0] or "2026-12-02_10-00-00/4" in left_out[1]

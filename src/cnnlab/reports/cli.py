@@ -2,8 +2,8 @@
 
     cnnlab-report logs/experiments/pooling/mnist/2026-12-02_12-27-43    # a sweep: report.md/.html inside it
     cnnlab-report logs/runs/2026-11-23/10-04-12 logs/runs/2026-11-23/11-30-00 --out my_report
-    cnnlab-report --experiment pooling        # its newest MNIST sweep, also copied into experiments/pooling/mnist/
-    cnnlab-report --experiment pooling --data cifar10_jpeg     # the same for its CIFAR-10 sweep
+    cnnlab-report --experiment pooling        # its MNIST sweeps as one, also copied into experiments/pooling/mnist/
+    cnnlab-report --experiment pooling --data cifar10_jpeg     # the same for its CIFAR-10 sweeps
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def log_dir() -> Path:
     return Path(os.environ.get("CNNLAB_LOG_DIR", "logs"))
 
 
-def newest_sweep(name: str, data: str) -> Path:
+def experiment_sweeps(name: str, data: str) -> list[Path]:
+    """Every sweep of experiments/NAME on DATA, oldest first (the report merges them: merge_sweeps)."""
     if name not in experiment_names():
         raise CnnlabError(f"Unknown experiment '{name}'. Valid experiments: {', '.join(experiment_names())} "
                           f"(each is a folder of {short_path(EXPERIMENTS_DIR)} with a config.yaml).")
@@ -39,7 +40,7 @@ def newest_sweep(name: str, data: str) -> Path:
         raise CnnlabError(f"Experiment '{name}' has no sweep on data={data} under {where} yet"
                           f"{f' (it has sweeps on: {ran})' if ran else ''}. Run it first: make experiment "
                           f"NAME={name} DATA={data} (or cnnlab-train -m experiment={name} data={data}).")
-    return sweeps[-1]
+    return sweeps
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -47,8 +48,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[2:]))
     parser.add_argument("paths", nargs="*", help="run dirs and/or sweep dirs")
-    parser.add_argument("--experiment", metavar="NAME", help="report the newest sweep of experiments/NAME and "
-                        "copy the report into experiments/NAME/")
+    parser.add_argument("--experiment", metavar="NAME", help="report every sweep of experiments/NAME on --data "
+                        "as one (a later run of a setting and seed replaces an earlier one; extra seeds join) and copy "
+                        "the report into experiments/NAME/DATA/")
     parser.add_argument("--data", default="mnist", help="with --experiment: the data option its sweep ran on "
                         "(default mnist; e.g. cifar10_jpeg); the report goes to experiments/NAME/DATA/")
     parser.add_argument("--out", type=Path, help="where to write (default: the sweep or run dir when there is "
@@ -87,13 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     from cnnlab.noise import quiet_known_noise
     from cnnlab.reports.papers import refresh
     from cnnlab.reports.render import PAPERS_FILE, build, write
-    from cnnlab.reports.runs import find_runs
+    from cnnlab.reports.runs import find_runs, merge_sweeps
 
     quiet_known_noise()
     args = parse(argv)
     try:
-        paths = [newest_sweep(args.experiment, args.data)] if args.experiment else [Path(p) for p in args.paths]
-        runs = find_runs(paths)
+        notes: list[str] = []
+        if args.experiment:
+            paths = experiment_sweeps(args.experiment, args.data)
+            runs, notes = merge_sweeps(paths)
+            paths = paths[-1:]  # the report goes into the newest sweep
+        else:
+            paths = [Path(p) for p in args.paths]
+            runs = find_runs(paths)
         out = args.out or (paths[0] if len(paths) == 1 else log_dir() / "reports" / time.strftime("%Y-%m-%d_%H-%M-%S"))
         report = build(runs, args.title)
         written = write(report, runs, out)
@@ -112,4 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as err:
         return fail(err)
     show(report, written)
+    for note in notes:
+        Console(stderr=True).print(f"[yellow]left out[/] {escape(note)}", highlight=False)
     return 0

@@ -11,7 +11,9 @@ from typing import Any
 
 import yaml
 
+from cnnlab.config_diff import flatten
 from cnnlab.errors import CnnlabError
+from cnnlab.summary import short_path
 
 # What marks a directory as one run's (a job that failed before writing results still has .hydra/).
 RUN_MARKERS = ("results.json", "config.yaml", "error.txt", ".hydra")
@@ -115,6 +117,50 @@ def find_runs(paths: Iterable[str | Path]) -> list[Run]:
     if not runs:
         raise CnnlabError("cnnlab-report needs at least one run dir or sweep dir.")
     return runs
+
+
+#: config keys that differ between two runs of one setting without changing what was measured
+RUN_SPECIFIC = ("paths", "resume", "ckpt_path", "dataset")
+
+
+def setting_of(run: Run) -> frozenset[str]:
+    """The run's overrides without its seeds: what it measures, whichever seed it drew."""
+    return frozenset(o for o in run.overrides if not is_seed(o.partition("=")[0]))
+
+
+def measured_config(run: Run) -> dict[str, Any]:
+    """The run's config without its seeds and its own folders: equal for every seed of one setting."""
+    seeds = {o.partition("=")[0].lstrip("+~") for o in run.overrides if is_seed(o.partition("=")[0])}
+    return {k: v for k, v in flatten(run.config).items()
+            if k.split(".")[0] not in RUN_SPECIFIC and k not in seeds}
+
+
+def merge_sweeps(sweeps: Sequence[Path]) -> tuple[list[Run], list[str]]:
+    """The runs of several sweeps of one experiment (oldest first), as one: a later sweep's run replaces an earlier
+    run of the same setting and seed, and extra seeds of a setting join it (a top-up sweep, e.g. seed=4,5). An
+    earlier run whose config differs from its setting's newest run (the budget changed since) is left out, and
+    said so: the second list."""
+    runs: dict[tuple[frozenset[str], tuple[str, ...]], Run] = {}
+    newest: dict[frozenset[str], Run] = {}
+    for sweep in sweeps:
+        for run in read_sweep(sweep):
+            seeds = tuple(sorted(o for o in run.overrides if is_seed(o.partition("=")[0])))
+            runs[(setting_of(run), seeds)] = run
+            newest[setting_of(run)] = run
+    kept, left_out = [], []
+    for run in runs.values():
+        reference = newest[setting_of(run)]
+        if run is reference or not run.config or not reference.config \
+                or measured_config(run) == measured_config(reference):
+            kept.append(run)
+            continue
+        theirs, ours = measured_config(reference), measured_config(run)
+        changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        left_out.append(f"{short_path(run.dir)}: its config differs from the newest run of its setting in "
+                        f"{', '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}")
+    for run in kept:  # named by sweep and job, so the table tells the sweeps apart
+        run.name = f"{run.dir.parent.name}/{run.dir.name}" if len(sweeps) > 1 else run.dir.name
+    return kept, left_out
 
 
 def varying(runs: Sequence[Run]) -> tuple[list[str], list[str]]:
