@@ -58,7 +58,7 @@ def weight_sharing(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
     ax.legend(fontsize=8)
     parts = [f"with {100 * f:g} % of the images, {compare(at[f], 'test accuracy')}" for f in sorted(at)]
     notes = seeds_note(v for by_model in at.values() for v in by_model.values())
-    sentence = f"At matched parameters: {'. '.join(parts)} ({notes}, 95 % intervals)."
+    sentence = f"At matched parameters: {'; '.join(parts)} ({notes}, 95 % intervals)."
     papers = published(at.get(1.0, {}), runs) if data_option(runs).startswith("cifar10") else []
     caption = ("Test accuracy against the share of the training images, same steps for each; mean over seeds, "
                "band: 95 % interval.")
