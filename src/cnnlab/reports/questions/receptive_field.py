@@ -62,7 +62,7 @@ def receptive_field(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
                 f"at init b = {init.text('plain')}" if init else None]
         ratio = (sigma[-1].mean / theory[-1].mean) if sigma[-1] and theory[-1] and theory[-1].mean else None
         said.append(f"{name}: {', '.join(f for f in fits if f) or 'no fit'}"
-                    + (f"; σ is {ratio:.0%} of the theoretical RF at depth {depths[-1]}" if ratio else ""))
+                    + (f"; σ is {100 * ratio:.0f} % of the theoretical RF at depth {depths[-1]}" if ratio else ""))
         papers.append(Paper("Luo et al. 2016", f"exponent b of the effective RF's growth, σ ∝ depth^b ({name})",
                             "0.5 (√depth)", " and ".join(f for f in fits if f) or "no fit",
                             reproduce("receptive_field", runs)))
