@@ -150,11 +150,10 @@ def merge_sweeps(sweeps: Sequence[Path]) -> tuple[list[Run], list[str]]:
     kept, left_out = [], []
     for run in runs.values():
         reference = newest[setting_of(run)]
-        if run is reference or not run.config or not reference.config \
-                or measured_config(run) == measured_config(reference):
+        theirs, ours = measured_config(reference), measured_config(run)
+        if run is reference or not run.config or not reference.config or theirs == ours:
             kept.append(run)
             continue
-        theirs, ours = measured_config(reference), measured_config(run)
         changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         left_out.append(f"{short_path(run.dir)}: its config differs from the newest run of its setting in "
                         f"{', '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}")

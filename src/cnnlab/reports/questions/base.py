@@ -73,10 +73,6 @@ QUESTIONS: Registry[Answer] = Registry("question", config_key="question")
 register_question = QUESTIONS.register
 
 
-def pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f} %"
-
-
 def key(name: str) -> Getter:
     return lambda run: run.number(name)
 
