@@ -132,6 +132,35 @@ def test_report_of_a_sweep(pooling_sweep):
 
 
 @pytest.mark.slow
+def test_report_panel_shows_each_setting_drawn_from_its_checkpoint(pooling_sweep):
+    """The sweep's runs drew no filters, examples or attribution (callbacks [base, translation]): the report draws
+    them once from each setting's first run's checkpoint, keeps them in its pictures/, and shows them side by side."""
+    from cnnlab.module import ImageClassifier
+    from cnnlab.pictures.filters import filter_pictures
+    from cnnlab.pictures.store import read_index
+
+    done = report_cli(str(pooling_sweep), cwd=pooling_sweep)
+    assert done.returncode == 0, done.stderr
+    md = (pooling_sweep / "report.md").read_text()
+    for spec in ("filters_first", "examples_block3", "attribution_methods"):
+        assert f"](figures/panel_{spec}.png)" in md
+        pixels = np.asarray(Image.open(pooling_sweep / "figures" / f"panel_{spec}.png").convert("L"))
+        assert pixels.std() > 10
+    assert "filters/first (seed 1 of each), one per setting" in md
+    for job in ("0", "2"):  # seed 1 of max and of avg
+        drawn = {e["key"]: e for e in read_index(pooling_sweep / job) if e["tag"] == "report"}
+        assert {"filters/block1.conv", "examples/block3", "attribution/methods"} <= set(drawn)
+        (best,) = (pooling_sweep / job / "checkpoints").glob("best-*.ckpt")
+        net = ImageClassifier.load_from_checkpoint(best, map_location="cpu").net.eval()
+        png = np.asarray(Image.open(pooling_sweep / job / "pictures" / drawn["filters/block1.conv"]["path"]))
+        np.testing.assert_array_equal(png, filter_pictures(net)[0].image)
+    assert not any(e["tag"] == "report" for job in ("1", "3") for e in read_index(pooling_sweep / job))
+    lines = len(read_index(pooling_sweep / "0"))
+    assert report_cli(str(pooling_sweep), cwd=pooling_sweep).returncode == 0
+    assert len(read_index(pooling_sweep / "0")) == lines  # drawn once, found the next time
+
+
+@pytest.mark.slow
 def test_report_compares_named_run_dirs(pooling_sweep, tmp_path):
     out = tmp_path / "side_by_side"
     done = report_cli(str(pooling_sweep / "0"), str(pooling_sweep / "2"), "--out", str(out), cwd=tmp_path)

@@ -32,7 +32,8 @@ from helpers import compose_run
 
 KEYS = {"filters/block1.conv", "filters/block2.conv", "activations/block1", "activations/block2",
         "activations/fc1", "activations/fc2", "activations/logits", "activations/by_stage",
-        "attribution/occlusion_saliency", "maximisation/stages", "report/curves", "report/confusion_matrix"}
+        "examples/block1", "examples/block2", "examples/fc1", "examples/fc2", "examples/logits",
+        "attribution/methods", "maximisation/stages", "mistakes/worst", "report/curves", "report/confusion_matrix"}
 
 
 def png_round_trip(image: np.ndarray, tmp_path: Path) -> np.ndarray:
@@ -221,6 +222,35 @@ def test_the_offline_wandb_run_holds_the_images_with_their_captions(pictures_run
 
 
 @pytest.mark.slow
+def test_the_offline_wandb_run_holds_the_mistakes_as_a_table(pictures_run):
+    """The W&B Table the dashboard filters: one row per listed image with values that agree with each other and
+    with the gallery's caption. W&B keeps the run file's copy without pixels ('Image') and puts the table with its
+    images in a run artifact, staged until `wandb sync`: each row's image is there."""
+    (wandb_run,) = find_runs(pictures_run["dir"])
+    run = read_run(wandb_run)
+    (row,) = [r for r in run["history"] if "mistakes/table._type" in r]
+    assert row["mistakes/table._type"] == "table-file"
+    table = json.loads((wandb_run / "files" / row["mistakes/table.path"]).read_text())
+    assert table["columns"] == ["image", "index", "kind", "label", "prediction", "confidence", "p_true"]
+    rows = [dict(zip(table["columns"], r)) for r in table["data"]]
+    mistakes = [r for r in rows if r["kind"] == "mistake"]
+    surest = [r for r in rows if r["kind"] == "most confident"]
+    assert 0 < len(mistakes) <= 32 and len(surest) == 20 and len(rows) == row["mistakes/table.nrows"]
+    assert all(r["label"] != r["prediction"] and r["confidence"] >= r["p_true"] for r in mistakes)
+    assert all(r["label"] == r["prediction"] and r["confidence"] == r["p_true"] for r in surest)
+    assert [r["confidence"] for r in mistakes] == sorted((r["confidence"] for r in mistakes), reverse=True)
+    assert len({r["label"] for r in surest}) == 10
+    (artifact,) = [a for a in run["artifacts"] if "-mistakestable" in a["name"]]
+    files = {f["path"]: f["local_path"] for f in artifact["manifest"]["contents"]}
+    staged = json.loads(Path(files["mistakes/table.table.json"]).read_text())
+    assert [r[1:] for r in staged["data"]] == [r[1:] for r in table["data"]]
+    for r in staged["data"]:
+        assert r[0]["_type"] == "image-file" and Path(files[r[0]["path"]]).is_file()
+    gallery = next(e for e in index(pictures_run["dir"]) if e["key"] == "mistakes/worst")
+    assert gallery["caption"].startswith(f"The {len(mistakes)} most confident mistakes among 2000 validation images")
+
+
+@pytest.mark.slow
 def test_curves_and_confusion_matrix_show_what_the_run_logged(pictures_run):
     run_dir, results = pictures_run["dir"], pictures_run["results"]
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]
@@ -240,7 +270,7 @@ def test_tensorboard_gets_the_images(make_cfg, tmp_path):
 
     train(make_cfg("trainer.limit_train_batches=5", logger="tensorboard", callbacks="[base,filters,attribution]"))
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0}).Reload()
-    wanted = {"filters/block1.conv", "filters/block2.conv", "attribution/occlusion_saliency"}
+    wanted = {"filters/block1.conv", "filters/block2.conv", "attribution/methods"}
     assert wanted <= set(events.Tags()["images"])
     png = events.Images("filters/block1.conv")[-1]
     entry = next(e for e in index(tmp_path / "run") if e["key"] == "filters/block1.conv")
@@ -280,6 +310,9 @@ def test_bad_picture_options_give_a_clear_error(make_cfg):
         train(make_cfg("callbacks.attribution_pictures.patch=0", callbacks="[base,attribution]"))
     with pytest.raises(CnnlabError, match=r"maximisation_pictures.steps must be a whole number ≥ 1, got 'many'"):
         train(make_cfg("callbacks.maximisation_pictures.steps=many", callbacks="[base,maximisation]"))
+    with pytest.raises(CnnlabError, match=r"parameterisation=.lucid. is not valid. Valid: auto \(fourier on RGB "
+                                          r"input, pixel otherwise\), pixel, fourier"):
+        train(make_cfg("callbacks.maximisation_pictures.parameterisation=lucid", callbacks="[base,maximisation]"))
     with pytest.raises(CnnlabError, match=r"callback 'filter_pictures' rejects options.*Its options: every_n_epochs, "
                                           r"max_filters, max_layers"):
         train(make_cfg("+callbacks.filter_pictures.colour=red", callbacks="[base,filters]"))

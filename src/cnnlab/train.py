@@ -99,7 +99,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from cnnlab.callbacks import build_callbacks
     from cnnlab.checkpoints import load_checked
     from cnnlab.data import datamodule_from_config
-    from cnnlab.loggers import build_loggers, finish_loggers, record_failure, record_summary, view_hints
+    from cnnlab.loggers import build_loggers, finish_loggers, record_failure, record_hparams, record_summary, view_hints
     from cnnlab.module import ImageClassifier
     from cnnlab.resume import ResumePoint, check_same_data, resume_point
 
@@ -163,6 +163,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if trainer.is_global_zero:
                 (output_dir / "results.json").write_text(json.dumps(results, indent=2))
                 record_summary(loggers, {k: v for k, v in results.items() if k != "confusion_matrix"})
+                record_hparams(loggers, resolved, {**probe_summary(output_dir), **hparams_metrics(results)},
+                               trainer.global_step)
             hints = view_hints(loggers)
         finally:
             finish_loggers(loggers, failed=failed)
@@ -175,6 +177,17 @@ class RunStopped(CnnlabError):
     """SIGTERM (a scheduler's notice) stopped the run after saving a checkpoint."""
 
     exit_code = 143  # 128 + SIGTERM, what schedulers expect of a job they stopped
+
+
+def hparams_metrics(results: dict[str, Any]) -> dict[str, Any]:
+    """The final numbers the HParams tab shows: test/* and val/*, without the per-class accuracies."""
+    return {k: v for k, v in results.items() if k.startswith(("test/", "val/")) and "/acc_class/" not in k}
+
+
+def probe_summary(output_dir: Path) -> dict[str, Any]:
+    """The latest of every probe number of the run (probes/summary.json), or nothing without probes."""
+    path = output_dir / "probes" / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def collect_results(trainer, module, output_dir: Path, best: str, seconds: float) -> dict[str, Any]:

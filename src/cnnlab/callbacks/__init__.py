@@ -21,8 +21,10 @@ from cnnlab.callbacks.lookahead import Lookahead
 from cnnlab.callbacks.pictures import (
     ActivationPictures,
     AttributionPictures,
+    ExamplePictures,
     FilterPictures,
     MaximisationPictures,
+    MistakePictures,
     ReportPictures,
 )
 from cnnlab.callbacks.probes import PROBES
@@ -93,7 +95,8 @@ def _register_cadenced(cls: type[CadenceCallback]) -> None:
     CALLBACKS.register(cls.config_name)(factory)
 
 
-for _cls in (FilterPictures, ActivationPictures, AttributionPictures, MaximisationPictures, ReportPictures, *PROBES):
+for _cls in (FilterPictures, ActivationPictures, ExamplePictures, AttributionPictures, MaximisationPictures,
+             MistakePictures, ReportPictures, *PROBES):
     _register_cadenced(_cls)
 
 

@@ -7,7 +7,6 @@ it was."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,22 +15,15 @@ import lightning as L
 import torch
 
 from cnnlab.callbacks.cadence import CadenceCallback
+from cnnlab.errors import CnnlabError
 from cnnlab.loggers.images import log_pictures
 from cnnlab.pictures import Picture
-from cnnlab.pictures.render import save_png
+from cnnlab.pictures.store import save_pictures
 
 
 def publish(pictures: Sequence[Picture], trainer: L.Trainer, output_dir: Path, tag: str) -> None:
     """Each picture as <run dir>/pictures/<key>-<tag>.png, one line in pictures/index.jsonl, and to the loggers."""
-    root = output_dir / "pictures"
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "index.jsonl", "a") as index:
-        for p in pictures:
-            path = save_png(p.image, root / f"{p.key}-{tag}.png")
-            width, height = p.size
-            index.write(json.dumps({"key": p.key, "path": str(path.relative_to(root)), "caption": p.caption,
-                                    "width": width, "height": height, "epoch": trainer.current_epoch,
-                                    "step": trainer.global_step, "tag": tag}) + "\n")
+    save_pictures(pictures, output_dir, tag, trainer.current_epoch, trainer.global_step)
     log_pictures(trainer.loggers, pictures, step=trainer.global_step)
 
 
@@ -88,6 +80,26 @@ class ActivationPictures(PictureCallback):
         return pictures
 
 
+class ExamplePictures(PictureCallback):
+    """Dataset examples (Zeiler & Fergus 2014): for the most active channels of every stage, the validation
+    patches that drive each hardest, cropped to the unit's receptive field; one grid per stage."""
+
+    config_name = "example_pictures"
+
+    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1, images: int = 1000,
+                 channels: int = 6, k: int = 8) -> None:
+        super().__init__(output_dir, every_n_epochs)
+        self.count, self.channels, self.k = (self.whole("images", images), self.whole("channels", channels),
+                                             self.whole("k", k))
+
+    def draw(self, trainer, pl_module):
+        from cnnlab.pictures.dataset_examples import dataset_examples
+
+        x, y = self.images(trainer, self.count)
+        pictures, _ = dataset_examples(pl_module.net, x, y, pl_module.class_names, self.channels, self.k)
+        return pictures
+
+
 class AttributionPictures(PictureCallback):
     config_name = "attribution_pictures"
 
@@ -109,16 +121,47 @@ class MaximisationPictures(PictureCallback):
     config_name = "maximisation_pictures"
 
     def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0, channels: int = 4,
-                 steps: int = 96) -> None:
+                 steps: int = 96, parameterisation: str = "auto") -> None:
+        from cnnlab.pictures.maximisation import PARAMETERISATIONS
+
         super().__init__(output_dir, every_n_epochs)
         self.channels, self.steps = self.whole("channels", channels), self.whole("steps", steps)
+        if parameterisation not in ("auto", *PARAMETERISATIONS):
+            raise CnnlabError(f"callbacks.maximisation_pictures.parameterisation={parameterisation!r} is not valid. "
+                              f"Valid: auto (fourier on RGB input, pixel otherwise), {', '.join(PARAMETERISATIONS)}.")
+        self.parameterisation = parameterisation
 
     def draw(self, trainer, pl_module):
         from cnnlab.pictures.maximisation import maximisation_picture
 
         x, _ = self.probe(trainer, pl_module)
-        picture, _ = maximisation_picture(pl_module.net, x, self.channels, self.steps)
+        picture, _ = maximisation_picture(pl_module.net, x, self.channels, self.steps, self.parameterisation)
         return [picture]
+
+
+class MistakePictures(PictureCallback):
+    """The validation images the model gets wrong (the most confident mistakes first) and the ones it is surest
+    of per class: a W&B Table to filter and group, and a gallery of the worst mistakes for every logger."""
+
+    config_name = "mistake_pictures"
+
+    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 0, images: int = 2000, worst: int = 32,
+                 per_class: int = 2) -> None:
+        super().__init__(output_dir, every_n_epochs)
+        self.count, self.worst = self.whole("images", images), self.whole("worst", worst)
+        self.per_class = self.whole("per_class", per_class, least=0)
+
+    def draw(self, trainer, pl_module):
+        from cnnlab.loggers.tables import log_image_table
+        from cnnlab.pictures.mistakes import gallery_picture, probabilities, verdicts
+        from cnnlab.pictures.render import colourise, image_cell
+
+        x, y = self.images(trainer, self.count)
+        rows = verdicts(y, probabilities(pl_module.net, x), pl_module.class_names, self.worst, self.per_class)
+        images = [colourise(image_cell(x[r.index].numpy())) for r in rows]
+        log_image_table(trainer.loggers, "mistakes/table", images, [r.row() for r in rows], trainer.global_step)
+        picture = gallery_picture(x, rows, len(x))
+        return [picture] if picture else []
 
 
 class ReportPictures(PictureCallback):

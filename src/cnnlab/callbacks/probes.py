@@ -260,5 +260,37 @@ class WeightSharingProbe(ProbeCallback):
         return numbers, [weight_sharing_picture(numbers, pl_module.net.model_name)]
 
 
+class LayerHealthProbe(ProbeCallback):
+    """Per stage: histograms of the weights and of the gradient of the epoch's last training step (W&B,
+    TensorBoard), and as numbers the gradient norm, the weight norm and the share of ReLU-family channels that
+    never fire on the first `images` validation images."""
+
+    config_name = "layer_health"
+
+    def __init__(self, output_dir: str | Path, every_n_epochs: int | None = 1, images: int = 500) -> None:
+        super().__init__(output_dir, every_n_epochs)
+        self.count = self.whole("images", images)
+        self._grads: dict[str, torch.Tensor] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Keep the gradients of an epoch's last step (or the run's last, under max_steps): Lightning clears
+        them before validation, before any look."""
+        last_of_epoch = batch_idx + 1 >= trainer.num_training_batches
+        last_of_run = 0 < trainer.max_steps <= trainer.global_step
+        if last_of_epoch or last_of_run:
+            from cnnlab.probes.health import stage_gradients
+
+            self._grads = stage_gradients(pl_module.net)
+
+    def measure(self, trainer, pl_module):
+        from cnnlab.loggers.histograms import log_histograms
+        from cnnlab.probes.health import health_numbers
+
+        x, _ = self.images(trainer, self.count)
+        numbers, histograms = health_numbers(pl_module.net, x, self._grads)
+        log_histograms(trainer.loggers, histograms, trainer.global_step)
+        return numbers, []
+
+
 PROBES: tuple[type[ProbeCallback], ...] = (LinearProbe, CKAProbe, ReceptiveFieldProbe, TranslationProbe,
-                                            RotationProbe, LinearityProbe, WeightSharingProbe)
+                                            RotationProbe, LinearityProbe, WeightSharingProbe, LayerHealthProbe)

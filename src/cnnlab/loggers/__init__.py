@@ -37,6 +37,8 @@ def _wandb(output_dir: Path, name: str, group: str | None, resume_id: str | None
 
 @LOGGERS.register("tensorboard")
 def _tensorboard(output_dir: Path, name: str, group: str | None, resume_id: str | None, **options: Any) -> Logger:
+    # no placeholder hp_metric: the HParams tab gets the run's real numbers when it ends (record_hparams)
+    options.setdefault("default_hp_metric", False)
     return TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", **options)
 
 
@@ -61,6 +63,16 @@ def record_summary(loggers: list[Logger], values: dict[str, Any]) -> None:
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.experiment.summary.update(values)
+
+
+def record_hparams(loggers: list[Logger], config: Mapping[str, Any], numbers: Mapping[str, Any], step: int) -> None:
+    """TensorBoard's HParams tab: the run's config beside its final numbers (test accuracy and loss, the best
+    validation accuracy, every probe number), so runs of a sweep can be compared and sorted there."""
+    metrics = {k: float(v) for k, v in numbers.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("probe_seconds/")}
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger) and metrics:
+            logger.log_hyperparams(dict(config), metrics=metrics, step=step)
 
 
 def record_failure(loggers: list[Logger], err: BaseException, step: int) -> None:

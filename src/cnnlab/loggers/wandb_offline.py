@@ -25,16 +25,20 @@ def _inspect(run_dir: Path, *flags: str) -> str:
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """{name, group, state, config, summary, history: [rows]} of one offline run folder."""
+    """{name, group, state, config, summary, history: [rows], artifacts: [records]} of one offline run folder.
+    An artifact record's manifest lists its files with the `local_path` they wait in until `wandb sync`."""
     run_dir = Path(run_dir)
     state = json.loads(_inspect(run_dir, "--summary"))
-    history, group = [], None
+    history, artifacts, group = [], [], None
     for line in _inspect(run_dir).splitlines():
         record = json.loads(line)
         if record.get("type") == "history":
             history.append(record["history"]["item"])
+        elif record.get("type") == "artifact":
+            artifacts.append(record["artifact"])
         elif record.get("type") == "run":
             group = record["run"].get("run_group")
     config = {k: v for k, v in state.get("config", {}).items() if k != "_wandb"}
     return {"name": state.get("name"), "id": state.get("run_id"), "group": group, "state": state.get("state"),
-            "config": config, "summary": state.get("summary", {}), "history": history}
+            "config": config, "summary": state.get("summary", {}), "history": history,
+            "artifacts": artifacts}

@@ -78,15 +78,15 @@ def colourise(values: np.ndarray, cmap: str = "gray") -> np.ndarray:
     return colours(np.ma.masked_invalid(np.clip(values, 0, 1)), bytes=True)[..., :3]
 
 
-def image_cell(image) -> np.ndarray:
-    """An input image (C, H, W) as an RGB cell in [0, 1], stretched to its own range: colour as is on
-    3-channel input, else the mean over channels in grey."""
+def image_cell(image, stretch: bool = True) -> np.ndarray:
+    """An input image (C, H, W) as an RGB cell in [0, 1], stretched to its own range (or, `stretch=False`,
+    taken as already in [0, 1]): colour as is on 3-channel input, else the mean over channels in grey."""
     image = np.asarray(image, dtype=np.float64)
     if image.shape[0] == 3:
         rgb = image.transpose(1, 2, 0)
-        return normalise(rgb, rgb.min(), rgb.max())
+        return normalise(rgb, rgb.min(), rgb.max()) if stretch else rgb
     grey = image.mean(axis=0)
-    return colourise(normalise(grey, grey.min(), grey.max())) / 255
+    return colourise(normalise(grey, grey.min(), grey.max()) if stretch else grey) / 255
 
 
 def normalise(values: np.ndarray, low: float, high: float) -> np.ndarray:

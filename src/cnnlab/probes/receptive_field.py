@@ -1,13 +1,14 @@
 """Receptive fields, stage by stage: how many input pixels each stage can see (the theoretical RF, read off the
 architecture) and how much of that it actually uses (the effective RF, Luo et al. 2016: the gradient of a centre
 unit w.r.t. the input). The question: do receptive fields grow with depth, a 3-pixel kernel stacked n times seeing
-2n+1 pixels, and does the effective field grow as fast?"""
+2n+1 pixels, and does the effective field grow as fast? `unit_window` gives the exact input pixels one unit sees
+(what the dataset-examples pictures crop to)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -26,11 +27,29 @@ class StageRF:
     """`size`: pixels one unit can see, 1 + Σ (k_eff − 1)·Π strides before (it may exceed the image, counting
     padding; at least the image side once `whole`, so sizes never shrink along the stages); `jump`: input pixels
     between neighbouring units (product of strides);
-    `whole`: the stage mixes every input position (dense layer on a flattened map, global pooling, attention)."""
+    `whole`: the stage mixes every input position (dense layer on a flattened map, global pooling, attention);
+    `offset`: (row, column) of the first input pixel of unit (0, 0)'s window, counting padding (so often negative);
+    unit (r, c) sees rows offset[0] + r·jump … + size − 1 (see `unit_window`). It is where the field lies, not how
+    big it is, so it is left out of `==`; (0, 0) when `whole`."""
 
     size: int
     jump: int
     whole: bool = False
+    offset: tuple[int, int] = field(default=(0, 0), compare=False)
+
+
+def unit_window(rf: StageRF, row: int, col: int, side: int | tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the input pixels unit (row, col) of a stage with field `rf` sees, clipped
+    to an image of `side` (an int for square images, or (height, width)); bottom and right are exclusive, so
+    `image[..., top:bottom, left:right]` is the crop. The whole image once `rf.whole`; empty (top == bottom or
+    left == right) for a unit that sees only padding."""
+    height, width = (side, side) if isinstance(side, int) else side
+    if rf.whole:
+        return 0, 0, height, width
+    top, left = rf.offset[0] + row * rf.jump, rf.offset[1] + col * rf.jump
+    top, bottom = min(max(top, 0), height), min(max(top + rf.size, 0), height)
+    left, right = min(max(left, 0), width), min(max(left + rf.size, 0), width)
+    return top, left, bottom, right
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +70,29 @@ def _arg(args: tuple, kwargs: dict, index: int, name: str, default=None):
 def _first(value) -> int:
     """Square windows are assumed: the row value of an int-or-pair argument."""
     return int(value[0] if isinstance(value, (tuple, list)) else value)
+
+
+def _pair(value) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        return (int(value[0]), int(value[-1])) if value else (0, 0)
+    return int(value), int(value)
+
+
+def _padding(func, args: tuple, kwargs: dict) -> tuple[int, int]:
+    """(top, left) zero padding of a windowed op: how far its first window starts before the map's first row
+    and column. 'same' pads d·(k − 1) // 2 before (PyTorch puts an odd extra pixel after), 'valid' nothing."""
+    if func is F.conv2d:
+        padding = _arg(args, kwargs, 4, "padding", 0)
+        if isinstance(padding, str):
+            if padding == "valid":
+                return 0, 0
+            kernel = _arg(args, kwargs, 1, "weight").shape[-2:]
+            dilation = _pair(_arg(args, kwargs, 5, "dilation", 1))
+            return tuple((d * (k - 1)) // 2 for d, k in zip(dilation, kernel))
+        return _pair(padding)
+    if func in (F.max_pool2d, F.max_pool2d_with_indices, F.avg_pool2d, F.unfold):
+        return _pair(_arg(args, kwargs, 3, "padding", 0))
+    return 0, 0
 
 
 def _window(func, args: tuple, kwargs: dict) -> tuple[int, int, int] | None:
@@ -79,8 +121,9 @@ _REDUCE = {"mean", "sum", "amax", "amin", "logsumexp"}
 
 
 class _Tracer(TorchFunctionMode):
-    """Attaches (size, jump, whole) to every tensor a forward pass makes; an op without a window passes on
-    the largest field among its tensor inputs (add, cat: the widest branch; batch norm, reshape: unchanged)."""
+    """Attaches a StageRF (size, jump, whole, offset) to every tensor a forward pass makes; an op without a
+    window passes on the union of its tensor inputs' fields (add, cat: the widest branch; batch norm, reshape:
+    unchanged); explicit padding (`F.pad`) moves the offset."""
 
     def __init__(self, side: int) -> None:
         super().__init__()
@@ -101,8 +144,7 @@ class _Tracer(TorchFunctionMode):
         fields = [rf for rf in map(self.field, inputs) if rf is not None]
         if not fields:
             return out
-        rf = StageRF(max(f.size for f in fields), max(f.jump for f in fields), any(f.whole for f in fields))
-        rf = self.step(func, args, kwargs, inputs[0], out, rf)
+        rf = self.step(func, args, kwargs, inputs[0], out, _union(fields))
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor):
                 self.mark(t, rf)
@@ -118,7 +160,13 @@ class _Tracer(TorchFunctionMode):
             window = math.ceil(h / oh), max(1, h // oh), 1
         if window is not None:
             k, stride, dilation = window
-            return StageRF(rf.size + dilation * (k - 1) * rf.jump, rf.jump * stride, rf.whole)
+            top, left = _padding(func, args, kwargs)
+            return StageRF(rf.size + dilation * (k - 1) * rf.jump, rf.jump * stride, rf.whole,
+                           (rf.offset[0] - top * rf.jump, rf.offset[1] - left * rf.jump))
+        if func is F.pad and x.dim() == 4 and not rf.whole:  # explicit padding (reflect, replicate, ZeroPad2d)
+            pad = list(_arg(args, kwargs, 1, "pad"))
+            left, top = (pad + [0, 0, 0, 0])[0], (pad + [0, 0, 0, 0])[2]
+            return StageRF(rf.size, rf.jump, False, (rf.offset[0] - top * rf.jump, rf.offset[1] - left * rf.jump))
         if func in _GLOBAL:  # resampling or attention: every position; the spacing is the data's, not the grid's
             return StageRF(rf.size, (self.field(x) or rf).jump, True)
         name = getattr(func, "__name__", "")
@@ -126,6 +174,18 @@ class _Tracer(TorchFunctionMode):
                 or (name in _REDUCE and x.dim() == 4 and _spatial_reduction(x, args, kwargs))):
             return StageRF(rf.size, rf.jump, True)
         return rf
+
+
+def _union(fields: list[StageRF]) -> StageRF:
+    """The field of an op on several tensors (add, cat): every pixel any input sees, the smallest square
+    holding all their windows (the widest branch when they share a centre), with the coarsest jump."""
+    jump = max(f.jump for f in fields)
+    if any(f.whole for f in fields):
+        return StageRF(max(f.size for f in fields), jump, True)
+    top, left = min(f.offset[0] for f in fields), min(f.offset[1] for f in fields)
+    bottom = max(f.offset[0] + f.size for f in fields)
+    right = max(f.offset[1] + f.size for f in fields)
+    return StageRF(max(bottom - top, right - left), jump, False, (top, left))
 
 
 def _spatial_reduction(x: torch.Tensor, args: tuple, kwargs: dict) -> bool:

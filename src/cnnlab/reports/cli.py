@@ -56,6 +56,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="where to write (default: the sweep or run dir when there is "
                         "one path, else logs/reports/<time>)")
     parser.add_argument("--title", help="the report's title")
+    parser.add_argument("--panel", nargs="+", metavar="KEY", default=None, help="pictures to show side by side, "
+                        "one per setting: picture keys such as examples/block2 or activations/block1, and "
+                        "filters/first for the first layer's filters (default: filters/first examples/block3 "
+                        "attribution/methods; 'none' for no panel). A run without one gets it drawn from its "
+                        "checkpoint (filters, examples, attribution), once")
     args = parser.parse_args(argv)
     if bool(args.paths) == bool(args.experiment):
         parser.error("give run/sweep dirs, or --experiment NAME (one of the two)")
@@ -87,6 +92,7 @@ def show(report, paths: dict[str, Path]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from cnnlab.noise import quiet_known_noise
+    from cnnlab.reports.panel import DEFAULT_PANEL
     from cnnlab.reports.papers import refresh
     from cnnlab.reports.render import PAPERS_FILE, build, write
     from cnnlab.reports.runs import find_runs, merge_sweeps
@@ -104,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = find_runs(paths)
         out = args.out or (paths[0] if len(paths) == 1 else log_dir() / "reports" / time.strftime("%Y-%m-%d_%H-%M-%S"))
         report = build(runs, args.title)
-        written = write(report, runs, out)
+        panel = [] if args.panel == ["none"] else args.panel or DEFAULT_PANEL
+        written = write(report, runs, out, panel, Console(stderr=True))
         if args.experiment:  # the committed answer next to the experiment's config
             target = EXPERIMENTS_DIR / args.experiment / args.data
             target.mkdir(exist_ok=True)

@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rich.console import Console
+
 from cnnlab.pictures.render import figure
+from cnnlab.reports.panel import DEFAULT_PANEL, panel_figures
 from cnnlab.reports.questions import QUESTIONS, Column, Finding
 from cnnlab.reports.questions.base import key
 from cnnlab.reports.questions.overview import overview
@@ -71,8 +74,9 @@ def summary_title(report: Report) -> str:
             "finished runs only)")
 
 
-def write(report: Report, runs: Sequence[Run], out: Path) -> dict[str, Path]:
-    """Write everything under `out`; returns the paths written, by kind."""
+def write(report: Report, runs: Sequence[Run], out: Path, panel: Sequence[str] = DEFAULT_PANEL,
+          console: Console | None = None) -> dict[str, Path]:
+    """Write everything under `out`, with a picture panel per spec in `panel`; returns the paths written, by kind."""
     (out / "figures").mkdir(parents=True, exist_ok=True)
     report.finding.figure.savefig(out / "figures" / f"{report.question}.png", dpi=110)
     figures = [(f"figures/{report.question}.png", report.finding.caption)]
@@ -80,6 +84,8 @@ def write(report: Report, runs: Sequence[Run], out: Path) -> dict[str, Path]:
         overview(runs, varying(runs)[0]).figure.savefig(out / "figures" / "test_accuracy.png", dpi=110)
         figures.append(("figures/test_accuracy.png",
                         "Test accuracy per setting: mean over its seeds, error bars the 95 % interval."))
+    if panel and any(r.ok for r in runs):
+        figures += panel_figures(runs, varying(runs)[0], panel, out, console)
     paths = {"md": out / "report.md", "html": out / "report.html", "csv": out / "runs.csv"}
     if report.finding.papers:  # read back into experiments/README.md's table of all papers (papers.py)
         paths["papers"] = out / PAPERS_FILE
