@@ -20,7 +20,8 @@ from benchmarks.common import DEVICE, PAIRS, Ratio, machine
 RESULTS = Path(__file__).parent / "results"
 README = Path(__file__).parent / "README.md"
 TARGET_SECONDS, TARGET_ACC = 60.0, 0.99
-ALL = ("overhead", "data", "logging", "sweep", "cifar_overhead", "cifar_data", "decode", "cifar10_fast")
+ALL = ("overhead", "data", "logging", "sweep", "cifar_overhead", "cifar_data", "decode", "cifar_pictures",
+       "cifar10_fast")
 #: the epoch budgets of the cifar10_fast frontier, and the seeds each is run with
 BUDGETS, SEEDS = (4, 8, 12, 16), (0, 1)
 
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     if "decode" in chosen:
         say("decode: a first run's data setup (unpack + decode) vs a cached start")
         ratios.append(cifar.measure_decode(**pairs))
+    if "cifar_pictures" in chosen:
+        say("cifar_pictures: a 5-epoch CIFAR-10 simple_cnn run with every picture and probe vs callbacks=base")
+        ratios.append(logging_cost.measure_cifar_pictures(**pairs))
     if "cifar10_fast" in chosen:
         budgets = [int(b) for b in args.budgets.split(",")]
         seeds = [int(s) for s in args.seeds.split(",")]

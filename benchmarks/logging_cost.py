@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from benchmarks.common import PAIRS, Ratio, Timed, timed_run
+from benchmarks.common import PAIRS, Ratio, Timed, paired, timed_run
 
 
 @dataclass
@@ -36,3 +36,16 @@ def measure(overrides: list[str], pairs: int = PAIRS, progress=print) -> Logging
         result.pictures_probes.a.append(quiet.seconds)
         result.pictures_probes.b.append(bare.seconds)
     return result
+
+
+#: a 5-epoch CIFAR-10 simple_cnn run, as the pictures' budget is stated for natural images
+CIFAR_RUN = ["data=cifar10_jpeg", "model=simple_cnn", "trainer.max_epochs=5", "logger=none"]
+
+
+def measure_cifar_pictures(pairs: int = PAIRS, progress=print) -> Ratio:
+    """cifar_pictures = a 5-epoch CIFAR-10 simple_cnn run with every picture and probe at its default cadence /
+    the same run with `callbacks=base`; both `logger=none`, each timed as the whole command."""
+    ratio = Ratio("cifar_pictures", "5-epoch CIFAR-10 simple_cnn, pictures + probes / callbacks=base", "s",
+                  target="≤ 1.10")
+    return paired(ratio, lambda: timed_run(CIFAR_RUN).seconds,
+                  lambda: timed_run([*CIFAR_RUN, "callbacks=base"]).seconds, pairs, progress=progress)
