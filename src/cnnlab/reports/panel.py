@@ -18,6 +18,7 @@ from cnnlab.pictures import Picture
 from cnnlab.pictures.render import figure
 from cnnlab.pictures.store import latest, read_index, save_pictures
 from cnnlab.reports.runs import Run, by_setting, label, seed_keys
+from cnnlab.summary import first_sentence
 
 # a panel names a picture key; filters/first is the first layer's filters, whatever the layer is called
 DEFAULT_PANEL = ("filters/first", "examples/block3", "attribution/methods")
@@ -100,8 +101,9 @@ def panel_figures(runs: Sequence[Run], keys: Sequence[str], specs: Sequence[str]
         path = out / "figures" / f"panel_{spec.replace('/', '_')}.png"
         panel(found).savefig(path, dpi=110)
         seed = f" (seed {found[0][1].setting(seeds[0])} of each)" if seeds else ""
-        caption = (f"{spec}{seed}, one per setting, titled by the overrides that vary. {found[0][2]['caption']} "
-                   f"(the caption of the first; each run's own is in its pictures/index.jsonl)")
+        caption = (f"{spec}{seed}, one per setting, titled by the overrides that vary. How to read it, from the "
+                   f"first: {first_sentence(found[0][2]['caption'])} (each run's whole caption is in its "
+                   f"pictures/index.jsonl)")
         figures.append((f"figures/{path.name}", caption))
     return figures
 
