@@ -4,7 +4,6 @@ model in eval mode. Subclasses say what to do then (`look`)."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +13,7 @@ from lightning.pytorch.callbacks import Callback
 
 from cnnlab.data.probe import probe_batch, probe_images
 from cnnlab.errors import whole_number
-
-
-@contextmanager
-def evaluating(module: torch.nn.Module):
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
+from cnnlab.models.base import evaluating
 
 
 def validation_set(trainer: L.Trainer):

@@ -16,11 +16,12 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from cnnlab.callbacks.cadence import CadenceCallback, evaluating
+from cnnlab.callbacks.cadence import CadenceCallback
 from cnnlab.callbacks.pictures import publish
 from cnnlab.checkpoints import load_trained_net, resolve_checkpoint
 from cnnlab.errors import CnnlabError
 from cnnlab.loggers import record_summary
+from cnnlab.models.base import evaluating
 from cnnlab.pictures import Picture
 
 Measured = tuple[dict[str, float], list[Picture]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -29,6 +31,19 @@ def _layer_labels(module: nn.Module) -> list[str]:
         k, s = module.kernel_size, module.stride
         return [f"conv {k[0]}×{k[1]} stride {s[0]}"]
     return [label for child in module.children() for label in _layer_labels(child)]
+
+
+@contextmanager
+def evaluating(net: nn.Module) -> Iterator[nn.Module]:
+    """`net` in eval mode for the block, then every submodule back in the mode it had (a module trained with a
+    frozen part keeps it frozen): what pictures and probes use to look without changing training."""
+    modes = {module: module.training for module in net.modules()}
+    net.eval()
+    try:
+        yield net
+    finally:
+        for module, training in modes.items():
+            module.training = training
 
 
 class StagedModel(nn.Module):

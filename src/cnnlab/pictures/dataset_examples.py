@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.models.base import evaluating
 from cnnlab.pictures.activations import stage_outputs
 from cnnlab.pictures.render import MIN_CELL, Picture, colourise, normalise, tile
 from cnnlab.probes.receptive_field import StageRF, theoretical_rf, unit_window
@@ -40,17 +40,6 @@ class StageExamples:
     windows: np.ndarray
     silent: int
     local: bool
-
-
-@contextmanager
-def _evaluating(net: nn.Module):
-    modes = {module: module.training for module in net.modules()}
-    net.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes.items():
-            module.training = training
 
 
 def _units(y: torch.Tensor, rf: StageRF) -> tuple[torch.Tensor, tuple[int, int], bool]:
@@ -172,7 +161,7 @@ def dataset_examples(net: nn.Module, images: torch.Tensor, labels: torch.Tensor 
     count, side = images.shape[0], tuple(images.shape[-2:])
     tops: dict[str, _TopK] = {}
     shapes: dict[str, tuple[tuple[int, int], bool, str]] = {}
-    with _evaluating(net), torch.no_grad():
+    with evaluating(net), torch.no_grad():
         for start in range(0, count, batch):
             chunk = images[start:start + batch].to(device=parameter.device, dtype=parameter.dtype)
             for name, y in stage_outputs(net, chunk):

@@ -17,6 +17,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from cnnlab.lightning_compat import tree_leaves
+from cnnlab.models.base import evaluating
 from cnnlab.pictures.render import MIN_CELL, Picture, cell_origin, colourise, grid_shape, tile, upscale_for
 
 OUTLINE = (255, 64, 64)  # the theoretical RF square, drawn over the viridis ERF map
@@ -200,21 +201,15 @@ def _spatial_reduction(x: torch.Tensor, args: tuple, kwargs: dict) -> bool:
 def theoretical_rf(net: nn.Module) -> dict[str, StageRF]:
     """{stage: its theoretical receptive field}, read from one traced forward pass of a zero image, so branches,
     shortcuts and custom layers count exactly as `forward` wires them."""
-    modes = {module: module.training for module in net.modules()}
     x = torch.zeros(1, *net.input_shape, device=next(net.parameters()).device)
     tracer = _Tracer(net.input_shape[-1])
     tracer.mark(x, StageRF(1, 1, False))
     fields: dict[str, StageRF] = {}
-    net.eval()
-    try:
-        with torch.no_grad(), tracer:
-            for name, stage in net.named_stages():
-                y = stage(x)
-                fields[name] = tracer.field(y) or tracer.field(x)
-                x = y
-    finally:
-        for module, training in modes.items():
-            module.training = training
+    with evaluating(net), torch.no_grad(), tracer:
+        for name, stage in net.named_stages():
+            y = stage(x)
+            fields[name] = tracer.field(y) or tracer.field(x)
+            x = y
     return fields
 
 

@@ -80,10 +80,10 @@ def panel_figures(runs: Sequence[Run], keys: Sequence[str], specs: Sequence[str]
                   console: Console | None = None) -> list[tuple[str, str]]:
     """One figure per spec under out/figures/: the picture of each setting's first seed; returns (path, caption)
     for each spec that at least one setting has."""
-    groups = by_setting(runs, keys)
-    firsts = [(name, group[0]) for name, group in groups.items()]
+    firsts = [group[0] for group in by_setting(runs, keys).values()]
     drawable = {"filters", "examples", "attribution"}
-    for i, (_, run) in enumerate(firsts):
+    indexes = []  # each first run's pictures, read once (again only after drawing into it)
+    for i, run in enumerate(firsts):
         entries = read_index(run.dir)
         missing = [s for s in specs if s.split("/")[0] in drawable and resolve(entries, s) is None]
         if missing:
@@ -91,10 +91,12 @@ def panel_figures(runs: Sequence[Run], keys: Sequence[str], specs: Sequence[str]
                 console.print(f"  drawing {', '.join(missing)} for run {run.name} from its checkpoint "
                               f"({i + 1}/{len(firsts)})", highlight=False)
             draw_from_checkpoint(run, missing)
+            entries = read_index(run.dir)
+        indexes.append(entries)
     seeds = seed_keys(keys)
     figures = []
     for spec in specs:
-        found = [(label(run, keys, seeds), run, resolve(read_index(run.dir), spec)) for _, run in firsts]
+        found = [(label(run, keys, seeds), run, resolve(entries, spec)) for run, entries in zip(firsts, indexes)]
         found = [(title, run, entry) for title, run, entry in found if entry]
         if not found:
             continue
