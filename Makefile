@@ -10,7 +10,7 @@ ARGS ?=
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: help install train models lint check test bench sweep experiment report clean clean-logs
+.PHONY: help install train models lint check test bench sweep experiment report explore clean clean-logs
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ experiment: install ## run experiments/NAME's sweep on DATA (mnist; or cifar10_j
 report: install ## side-by-side report of run or sweep dirs: make report ARGS="logs/multiruns/<date>/<time>"
 	$(VENV)/bin/cnnlab-report $(ARGS)
 
+explore: install ## the trained runs live in the browser, stage by stage: make explore ARGS="logs/runs/<date>/<time> [more run or sweep dirs]"
+	$(VENV)/bin/cnnlab-explore $(ARGS)
+
 models: install ## list every model: named stages, output shapes, parameters (ARGS="vgg16 --image-size 32")
 	$(VENV)/bin/cnnlab-models $(ARGS)
 
@@ -58,7 +61,7 @@ check: lint ## the quick inner loop, ~2.5 min on 2 cores: lint + the tests not m
 test: lint ## lint + every test, the slow ones too: what CI runs (.ci/run), 13-15 min on 2 cores (reads the CIFAR-10 copy in ../shared)
 	$(VENV)/bin/pytest $(ARGS)
 
-bench: install ## speed ratios side by side (5 pairs after a warm-up, median and min-max): overhead, data, logging, sweep, CIFAR-10, pictures on CIFAR-10, the cifar10_fast frontier (72 min here on 2026-12-02 before cifar_pictures, which adds about 50; ARGS="--only overhead")
+bench: install ## speed ratios side by side (5 pairs after a warm-up, median and min-max): overhead, data, logging, sweep, CIFAR-10, pictures on CIFAR-10, the cifar10_fast frontier, the explorer's redraw in Chromium (72 min here on 2026-12-02 before cifar_pictures, which adds about 50; ARGS="--only overhead")
 	$(PY) -m benchmarks $(ARGS)
 
 clean-logs: ## delete logs/ (all runs, checkpoints and offline W&B runs!)

@@ -14,14 +14,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import cifar, data_path, logging_cost, overhead, sweep
-from benchmarks.common import DEVICE, PAIRS, Ratio, machine
+from benchmarks import cifar, data_path, explore_redraw, logging_cost, overhead, sweep
+from benchmarks.common import DEVICE, PAIRS, Ratio, machine, scratch
 
 RESULTS = Path(__file__).parent / "results"
 README = Path(__file__).parent / "README.md"
 TARGET_SECONDS, TARGET_ACC = 60.0, 0.99
 ALL = ("overhead", "data", "logging", "sweep", "cifar_overhead", "cifar_data", "decode", "cifar_pictures",
-       "cifar10_fast")
+       "cifar10_fast", "explore")
+EXPLORE_TARGET_MS = 100.0
 #: the epoch budgets of the cifar10_fast frontier, and the seeds each is run with
 BUDGETS, SEEDS = (4, 8, 12, 16), (0, 1)
 
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [int(s) for s in args.seeds.split(",")]
         extra["cifar10_fast"] = [row.as_dict() for row in cifar.measure_frontier(budgets, seeds, progress=say)]
         extra["cifar10_fast_seeds"] = seeds
+    if "explore" in chosen:
+        say("explore: cnnlab-explore's redraw of every stage after an input change, timed in Chromium")
+        extra["explore"] = explore_redraw.measure(explore_redraw.tiny_runs(scratch("explore")), progress=say)
+        extra["explore_date"] = time.strftime("%Y-%m-%d")
     extra["bench_seconds"] = round(time.perf_counter() - started)
     console.print(table(ratios, extra))
     write(ratios, extra, chosen)
@@ -105,6 +110,10 @@ def rows(ratios: list[Ratio], extra: dict) -> list[tuple[str, ...]]:
         out.append(("LeNet-5", "default `cnnlab-train`, whole command", f"{statistics.median(lenet['wall_s']):.1f} s",
                     f"{100 * min(lenet['test_acc']):.2f} % test (lowest)", "", str(len(lenet["wall_s"])),
                     f"≥ 99.0 % in ≤ 60 s{mark(lenet['met'])}"))
+    for label, t in extra.get("explore", {}).items():
+        out.append((f"explore {label}", "input change → every stage drawn, in Chromium", f"{t['median_ms']:.0f} ms",
+                    "", f"min–max {t['min_ms']:.0f}–{t['max_ms']:.0f} ms", str(t["redraws"]),
+                    f"≤ {EXPLORE_TARGET_MS:.0f} ms{mark(t['median_ms'] <= EXPLORE_TARGET_MS)}"))
     return out
 
 
@@ -118,7 +127,8 @@ def table(ratios: list[Ratio], extra: dict) -> Table:
 
 
 #: what a results file keeps besides the ratios; each is kept from an earlier run when this one did not measure it
-EXTRAS = {"logging": ("lenet5",), "cifar10_fast": ("cifar10_fast", "cifar10_fast_seeds", "cifar10_fast_date")}
+EXTRAS = {"logging": ("lenet5",), "cifar10_fast": ("cifar10_fast", "cifar10_fast_seeds", "cifar10_fast_date"),
+          "explore": ("explore", "explore_date")}
 
 
 def merge(ratios: list[Ratio], extra: dict, chosen: list[str], saved_file: Path) -> tuple[list[Ratio], dict]:
@@ -147,7 +157,7 @@ def write(ratios: list[Ratio], extra: dict, chosen: list[str]) -> None:
     record = {"machine": machine(), "device": DEVICE, "date": date, "measured": chosen,
               "ratios": [r.as_dict() for r in ratios], **extra}
     (RESULTS / f"{slug}.json").write_text(json.dumps(record, indent=2))
-    dates = sorted({r.date for r in ratios} | ({extra["cifar10_fast_date"]} if "cifar10_fast_date" in extra else set()))
+    dates = sorted({r.date for r in ratios} | {extra[k] for k in ("cifar10_fast_date", "explore_date") if k in extra})
     lines = [f"Measured by `make bench` on {machine()}, {', '.join(dates)} (the last run took "
              f"{extra['bench_seconds']} s and measured {', '.join(chosen)}):", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]

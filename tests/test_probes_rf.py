@@ -10,7 +10,16 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models import StagedModel, create_model, list_models
-from cnnlab.probes.receptive_field import StageRF, effective_rf, erf_picture, fit_gaussian, rf_numbers, theoretical_rf
+from cnnlab.probes.receptive_field import (
+    StageRF,
+    effective_rf,
+    erf_picture,
+    fit_gaussian,
+    local_rf,
+    rf_numbers,
+    theoretical_rf,
+    unit_window,
+)
 
 
 class Chain(StagedModel):
@@ -183,3 +192,26 @@ def test_erf_picture_and_numbers():
     assert all(isinstance(v, float) for v in numbers.values())
     sigmas = [numbers[f"receptive_field/erf_sigma/block{i}"] for i in (1, 2, 3)]
     assert sigmas == sorted(sigmas)
+
+
+@pytest.mark.parametrize("model", ["simple_cnn", "resnet20", "googlenet", "densenet", "vgg11", "lenet5"])
+def test_a_units_window_on_the_stage_below_holds_everything_it_depends_on(model):
+    """local_rf (the explorer's box on the stage below): over a batch of random maps, the gradient of the units at
+    one position reaches nothing of the stage below outside unit_window, with padding, pooling and branches."""
+    torch.manual_seed(0)
+    net = tiny(model).eval()
+    below = local_rf(net)
+    x = torch.randn(16, *net.input_shape)
+    for name, stage in net.named_stages():
+        y = stage(x)
+        if x.dim() == 4 and y.dim() == 4 and not below[name].whole:
+            h = x.detach().requires_grad_(True)
+            out = stage(h)
+            r, c = out.shape[-2] // 2, out.shape[-1] // 3
+            out[:, :, r, c].sum().backward()
+            support = h.grad.abs().sum(dim=(0, 1)) > 0
+            top, left, bottom, right = unit_window(below[name], r, c, tuple(x.shape[-2:]))
+            inside = torch.zeros_like(support)
+            inside[top:bottom, left:right] = True
+            assert support[inside].any() and not support[~inside].any(), (name, (top, left, bottom, right))
+        x = y.detach()

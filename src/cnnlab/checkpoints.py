@@ -58,16 +58,32 @@ def resolve_checkpoint(value: str | Path, option: str) -> Path:
                       f"or last.ckpt. Valid: e.g. logs/runs/<date>/<time> or its checkpoints/last.ckpt.")
 
 
-def load_trained_net(path: Path, input_shape: tuple[int, ...] | None, option: str) -> torch.nn.Module:
-    """The trained network of a checkpoint, in eval mode on the CPU, refused unless it takes `input_shape`
-    (None: any)."""
+def load_trained_module(path: Path, option: str):
+    """The trained ImageClassifier of a checkpoint (network, class names, hyperparameters), in eval mode on the
+    CPU; a file that is not one, or one of a model cnnlab no longer has, gets one paragraph."""
+    from cnnlab.models import list_models
     from cnnlab.module import ImageClassifier
 
     try:
-        net = ImageClassifier.load_from_checkpoint(path, map_location="cpu").net.eval()
+        saved = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+        name = (saved.get("model") or {}).get("name")
+    except Exception:  # noqa: BLE001 — the load below names what is wrong with the file
+        name = None
+    if name is not None and name not in list_models():
+        raise CnnlabError(f"{option}={path} was trained with model '{name}', which this cnnlab no longer has. "
+                          f"Valid: a checkpoint of a registered model ({', '.join(list_models())}), or the "
+                          f"cnnlab version that trained it.")
+    try:
+        return ImageClassifier.load_from_checkpoint(path, map_location="cpu").eval()
     except Exception as err:  # noqa: BLE001 — torch and Lightning raise many types for a bad file
         raise CnnlabError(f"{option}={path} is not a readable cnnlab checkpoint: {str(err).splitlines()[0][:200]}. "
                           f"Valid: a .ckpt file written by cnnlab-train.") from None
+
+
+def load_trained_net(path: Path, input_shape: tuple[int, ...] | None, option: str) -> torch.nn.Module:
+    """The trained network of a checkpoint, in eval mode on the CPU, refused unless it takes `input_shape`
+    (None: any)."""
+    net = load_trained_module(path, option).net
     if input_shape is not None and tuple(net.input_shape) != tuple(input_shape):
         raise CnnlabError(f"{option}={path} takes {tuple(net.input_shape)} images and the images here are "
                           f"{tuple(input_shape)}. Valid: a run on the same data at the same image size.")

@@ -148,34 +148,44 @@ def _caption(ex: StageExamples, kind: str, side: tuple[int, int], count: int, sc
             f"picture: the images' range {scale[0]:.3g} … {scale[1]:.3g}. Activations{named}: {rows or 'none'}.")
 
 
+def top_examples(net: nn.Module, images: torch.Tensor, labels: torch.Tensor | Sequence[int] | None = None,
+                 channels: int = 6, k: int = 8, batch: int = 256) -> dict[str, StageExamples]:
+    """Each stage's examples: the `channels` channels with the highest activation anywhere (silent ones left
+    out), each with the `k` images (N, C, H, W) that drive it hardest and the window of the unit that fired.
+    One forward pass in eval mode, `batch` images at a time, keeping only a running top-k."""
+    rfs = theoretical_rf(net)
+    parameter = next(net.parameters())
+    count, side = images.shape[0], tuple(images.shape[-2:])
+    tops: dict[str, _TopK] = {}
+    shapes: dict[str, tuple[tuple[int, int], bool]] = {}
+    with evaluating(net), torch.no_grad():
+        for start in range(0, count, batch):
+            chunk = images[start:start + batch].to(device=parameter.device, dtype=parameter.dtype)
+            for name, y in stage_outputs(net, chunk):
+                units, grid, local = _units(y, rfs[name])
+                shapes[name] = grid, local
+                tops.setdefault(name, _TopK(k)).add(units, start)
+    label_array = None if labels is None else np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64)
+    return {name: _stage_examples(name, top, rfs[name], *shapes[name], channels, side, label_array)
+            for name, top in tops.items()}
+
+
 def dataset_examples(net: nn.Module, images: torch.Tensor, labels: torch.Tensor | Sequence[int] | None = None,
                      class_names: Sequence[str] | None = None, channels: int = 6, k: int = 8,
                      batch: int = 256) -> tuple[list[Picture], dict[str, StageExamples]]:
     """One picture per stage, key `examples/<stage>`: a row per channel among the `channels` with the highest
     activation anywhere (silent channels left out), a column per example: the `k` images (N, C, H, W) that drive
     it hardest, each cropped to the window of the unit that fired, padded white past the image border. Vectors and
-    ViT tokens after attention see the whole image, so their features get whole images. One forward pass in
-    eval mode, `batch` images at a time, keeping only a running top-k; also returns each stage's numbers."""
-    rfs = theoretical_rf(net)
-    parameter = next(net.parameters())
+    ViT tokens after attention see the whole image, so their features get whole images (`top_examples`); also
+    returns each stage's numbers."""
+    data = top_examples(net, images, labels, channels, k, batch)
     count, side = images.shape[0], tuple(images.shape[-2:])
-    tops: dict[str, _TopK] = {}
-    shapes: dict[str, tuple[tuple[int, int], bool, str]] = {}
-    with evaluating(net), torch.no_grad():
-        for start in range(0, count, batch):
-            chunk = images[start:start + batch].to(device=parameter.device, dtype=parameter.dtype)
-            for name, y in stage_outputs(net, chunk):
-                units, grid, local = _units(y, rfs[name])
-                shapes[name] = grid, local, "channel" if y.dim() == 4 else "feature"
-                tops.setdefault(name, _TopK(k)).add(units, start)
+    stage_shapes = net.stage_shapes()
     scale = (float(images.min()), float(images.max()))
-    label_array = None if labels is None else np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64)
     rgb = images.shape[1] == 3
-    pictures, data = [], {}
-    for name, top in tops.items():
-        grid, local, kind = shapes[name]
-        ex = _stage_examples(name, top, rfs[name], grid, local, channels, side, label_array)
-        data[name] = ex
+    pictures = []
+    for name, ex in data.items():
+        local, kind = ex.local, "channel" if len(stage_shapes[name]) == 3 else "feature"
         cell = (_cell_side(ex.rf, local, side[0]), _cell_side(ex.rf, local, side[1]))
         cells = []
         for window_row, image_row, position_row in zip(ex.windows, ex.images, ex.positions):

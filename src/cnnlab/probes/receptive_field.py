@@ -213,6 +213,26 @@ def theoretical_rf(net: nn.Module) -> dict[str, StageRF]:
     return fields
 
 
+def local_rf(net: nn.Module) -> dict[str, StageRF]:
+    """{stage: the field of its units on the map of the stage before it (the input, for the first)}: each stage
+    traced alone on a zero map of its input's shape, so `unit_window(local_rf(net)[stage], r, c, <that map's
+    side>)` is the window of the stage below that unit (r, c) reads."""
+    shapes = net.stage_shapes()
+    fields: dict[str, StageRF] = {}
+    below = tuple(net.input_shape)
+    device = next(net.parameters()).device
+    with evaluating(net), torch.no_grad():
+        for name, stage in net.named_stages():
+            x = torch.zeros(1, *below, device=device)
+            tracer = _Tracer(below[-1] if len(below) == 3 else 1)
+            tracer.mark(x, StageRF(1, 1, len(below) != 3))
+            with tracer:
+                y = stage(x)
+            fields[name] = tracer.field(y) or tracer.field(x)
+            below = shapes[name]
+    return fields
+
+
 def fit_gaussian(weights: np.ndarray) -> tuple[float, tuple[float, float]]:
     """σ and centre (row, column) of the isotropic 2-D Gaussian with the moments of a non-negative map:
     the weighted centre, and σ² = Σ w·r² / (2 Σ w) (half the mean squared distance, one per axis)."""

@@ -36,16 +36,14 @@ def resolve(entries: Sequence[dict], spec: str) -> dict | None:
 def draw_from_checkpoint(run: Run, specs: Sequence[str]) -> None:
     """Draw what the run lacks of `specs` (filters, dataset examples, attribution) with its best checkpoint, on
     its own validation split, and save it in its pictures/; a run without a checkpoint is left as it is."""
-    from cnnlab.checkpoints import resolve_checkpoint
+    from cnnlab.checkpoints import load_trained_module, resolve_checkpoint
     from cnnlab.data import datamodule_from_config
     from cnnlab.data.probe import probe_batch, probe_images
-    from cnnlab.module import ImageClassifier
 
     try:
-        checkpoint = resolve_checkpoint(run.dir, "run")
+        module = load_trained_module(resolve_checkpoint(run.dir, "run"), "run")
     except CnnlabError:
         return
-    module = ImageClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
     datamodule = datamodule_from_config(run.config)
     datamodule.setup("fit")
     names = module.class_names
