@@ -22,7 +22,7 @@ WARM_UP, REDRAWS = 5, 40
 
 
 @contextmanager
-def serving(run_dirs: Sequence[str | Path], images: int = 64, env: dict | None = None) -> Iterator[str]:
+def serving(run_dirs: Sequence[str | Path], images: int = 500, env: dict | None = None) -> Iterator[str]:
     """`cnnlab-explore RUN_DIRS --port 0` in its own process; yields the address it printed."""
     server = subprocess.Popen([EXPLORE, *map(str, run_dirs), "--port", "0", "--images", str(images)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -163,6 +163,7 @@ def test_a_bad_request_gets_400_with_the_reason_and_the_server_keeps_serving(ser
                                   "/../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "//etc/passwd",
                                   "/static/explore.js/../../../README.md", "/static/", "/api/../README.md"])
 def test_only_the_pages_own_files_are_served(server, path):
+    assert server.server_address[0] == "127.0.0.1"  # loopback unless asked otherwise
     status, body = request(server, "GET", path)
     assert status == 404
     assert b"root:" not in json.dumps(body).encode() and "cnnlab" not in str(body).replace(path, "").lower()
@@ -212,7 +213,7 @@ def test_the_page_in_chromium_shows_the_networks_values_and_the_units_field(swee
         pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (.ci/run installs it: "
                     "apt-get install -y chromium)")
     errors: list[str] = []
-    with serving([sweep], env=user_env()) as url, page(url, errors) as tab:
+    with serving([sweep], images=64, env=user_env()) as url, page(url, errors) as tab:
         assert tab.locator(".column").count() == 2  # both runs of the sweep, side by side
         tab.click("#clear")
         tab.wait_for_function("explore.idle && explore.lastSent.every(v => v === 0)", timeout=30_000)

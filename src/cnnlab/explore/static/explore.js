@@ -379,15 +379,16 @@ function drawFilter(host, filter, rgb) {
   const values = decode(filter.values), [n, h, w] = filter.shape, bound = Math.max(Math.abs(filter.min), Math.abs(filter.max)) || 1;
   const shown = Math.min(n, 16), scale = Math.max(2, Math.floor(48 / Math.max(h, w)));
   const canvas = document.createElement("canvas");
-  const tiles = rgb && n === 3 ? 1 : shown;
-  canvas.width = tiles * (w * scale + 3); canvas.height = h * scale;
+  const tiles = rgb && n === 3 ? 1 : shown, step = w * scale + 3;
+  const cols = Math.max(1, Math.min(tiles, Math.floor(310 / step)));
+  canvas.width = cols * step; canvas.height = Math.ceil(tiles / cols) * (h * scale + 3);
   const ctx = canvas.getContext("2d");
   for (let t = 0; t < tiles; t++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
     let colour;
     if (rgb && n === 3) colour = [0, 1, 2].map((c) => 127.5 + 127.5 * values[(c * h + y) * w + x] / bound);
     else colour = diverging(values[(t * h + y) * w + x] / bound);
     ctx.fillStyle = `rgb(${colour.map(Math.round).join(",")})`;
-    ctx.fillRect(t * (w * scale + 3) + x * scale, y * scale, scale, scale);
+    ctx.fillRect((t % cols) * step + x * scale, Math.floor(t / cols) * (h * scale + 3) + y * scale, scale, scale);
   }
   host.textContent = "";
   host.appendChild(canvas);
