@@ -35,12 +35,14 @@ train: install ## train the default experiment (LeNet-5 on the shipped MNIST); A
 sweep: install ## example sweep: pooling x activation, one W&B run per job (ARGS adds overrides)
 	$(VENV)/bin/cnnlab-train -m pooling=max,avg activation=relu,tanh $(ARGS)
 
+# make experiment LAUNCHER=slurm: one SLURM job per run (conf/hydra/launcher/slurm.yaml; ARGS sets its resources)
+LAUNCHER ?= parallel
 NAME ?=
 DATA ?= mnist
-experiment: install ## run experiments/NAME's sweep on DATA (mnist; or cifar10_jpeg, ...) in parallel, then its report into experiments/NAME/DATA/; run again, it redoes only failed or missing jobs (make experiment NAME=pooling DATA=cifar10_jpeg)
+experiment: install ## run experiments/NAME's sweep on DATA (mnist; or cifar10_jpeg, ...) in parallel, then its report into experiments/NAME/DATA/; run again, it redoes only failed or missing jobs (make experiment NAME=pooling DATA=cifar10_jpeg [LAUNCHER=slurm])
 	@test -f experiments/$(NAME)/config.yaml || { echo "cnnlab: NAME must be one of: $$(cd experiments && ls */config.yaml | cut -d/ -f1 | tr '\n' ' ')(e.g. make experiment NAME=pooling)"; exit 2; }
 	@test -f conf/data/$(DATA).yaml || { echo "cnnlab: DATA must be one of: $$(cd conf/data && ls *.yaml | sed 's/.yaml//' | tr '\n' ' ')(e.g. make experiment NAME=$(NAME) DATA=cifar10_jpeg)"; exit 2; }
-	$(VENV)/bin/cnnlab-train -m experiment=$(NAME) data=$(DATA) hydra/launcher=parallel resume=true $(ARGS); status=$$?; \
+	$(VENV)/bin/cnnlab-train -m experiment=$(NAME) data=$(DATA) hydra/launcher=$(LAUNCHER) resume=true $(ARGS); status=$$?; \
 	$(VENV)/bin/cnnlab-report --experiment $(NAME) --data $(DATA) && exit $$status
 
 report: install ## side-by-side report of run or sweep dirs: make report ARGS="logs/multiruns/<date>/<time>"

@@ -43,7 +43,7 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 def test_slurm_launcher_config_composes_into_the_sbatch_script_it_means(tmp_path, monkeypatch):
     launcher = hydra_config("hydra/launcher=slurm").launcher
-    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher._target_ == "hydra_plugins.cnnlab_slurm.CheckedSlurmLauncher"  # submitit's, checked first
     assert (launcher.timeout_min, launcher.cpus_per_task, launcher.gpus_per_node, launcher.tasks_per_node,
             launcher.mem_gb, launcher.partition) == (60, 8, 1, 1, 32, None)
     assert hydra_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu").launcher.partition == "gpu"

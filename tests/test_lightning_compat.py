@@ -213,6 +213,40 @@ def test_wandb_logger_keeps_its_run_handle_and_init_arguments(tmp_path):
     assert "anonymous" not in logger._wandb_init
 
 
+def test_the_csv_writer_still_deletes_through_the_check_the_keeping_logger_replaces(tmp_path):
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    called = {name for cls in ExperimentWriter.__mro__ if hasattr(vars(cls).get("__init__"), "__code__")
+              for name in vars(cls)["__init__"].__code__.co_names}
+    assert "_check_log_dir_exists" in called, moved(LIGHTNING, "the CSV writer's _check_log_dir_exists",
+                                                    compat.csv_logger_keeping_history)
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "metrics.csv").write_text("a,step\n1,0\n2,1\n3,2\n")
+    logger = compat.csv_logger_keeping_history(2, save_dir=str(tmp_path), name="csv", version="")
+    logger.log_metrics({"a": 9}, step=5)
+    logger.save()
+    assert (folder / "metrics.csv").read_text().splitlines() == ["a,step", "1,0", "2,1", "9,5"]
+    fresh = compat.csv_logger_keeping_history(None, save_dir=str(tmp_path), name="csv", version="")
+    fresh.log_metrics({"a": 7}, step=0)
+    fresh.save()  # a fresh run in a used folder: Lightning's own behaviour, the old rows go
+    assert (folder / "metrics.csv").read_text().splitlines() == ["a,step", "7,0"]
+
+
+def test_submitit_still_builds_its_sacct_poll_in_make_command():
+    import submitit
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    watcher = SlurmInfoWatcher()
+    need(watcher, "_make_command", f"submitit {submitit.__version__}", compat.silence_sacct_stderr)
+    watcher.register_job("12")
+    compat.silence_sacct_stderr()
+    compat.silence_sacct_stderr()  # idempotent
+    command = watcher._make_command()
+    assert command[:4] == ["sh", "-c", 'exec "$@" 2>/dev/null', "sacct"] and command[4] == "sacct"
+    assert command[-2:] == ["-j", "12"]
+
+
 def test_the_ddp_launcher_still_looks_up_its_replaceable_rank_command(monkeypatch):
     from lightning.pytorch.strategies.launchers import subprocess_script
 
@@ -287,9 +321,9 @@ def test_norm_base_class_is_the_base_of_every_batch_and_instance_norm():
 
 # ---------------------------------------------------------------- the door stays single
 
-PRIVATE = ("_checkpoint_connector", "_combined_loader", "_combined_loader_states_to_load",
+PRIVATE = ("_checkpoint_connector", "_combined_loader", "_combined_loader_states_to_load", "_check_log_dir_exists",
            "_load_combined_loader_states", "_data_fetcher", "_experiment", "_wandb_init", "_hydra_subprocess_cmd",
-           "_update_count", "_pytree", "_NormBase",
+           "_update_count", "_pytree", "_NormBase", "_make_command",
            "fit_loop", "epoch_loop", "batch_progress", ".launcher.procs", "strategy.launcher")
 
 

@@ -23,10 +23,11 @@ from helpers import CLI, run_cli, user_env
 
 QUIET = ["++trainer.enable_progress_bar=false"]  # debug=test drops the rich bar; this, Lightning's own
 # A real run long enough to be killed in the middle: 3 epochs of 40 batches, augmented (so the resumed data
-# order and augmentation draws are checked too), W&B offline, a resume checkpoint every 3 steps.
+# order and augmentation draws are checked too), W&B offline, CSV and TensorBoard, a resume checkpoint every 3 steps.
 RUN = ["debug=test", "trainer.max_epochs=3", "trainer.limit_train_batches=40",
        "transforms=affine", "callbacks=base", "callbacks.resume_checkpoint.every_n_steps=3",
-       *QUIET]
+       "logger=[wandb,csv,tensorboard]", *QUIET]
+TIMING = ("perf/",)  # logged numbers that measure the machine, not the run: equal in kind, not in value
 
 
 def final_metrics(results: dict) -> dict:
@@ -49,11 +50,39 @@ def ckpt_step(path: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> dict:
+def uninterrupted_dir(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("uninterrupted")
     done = run_cli(*RUN, cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
-    return results(one_run_dir(cwd))
+    return one_run_dir(cwd)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_dir) -> dict:
+    return results(uninterrupted_dir)
+
+
+def _row(row: dict) -> dict:
+    """A logged row as compared across runs: its keys, and the values of all but the timing ones."""
+    return {k: (None if k.startswith(TIMING) else v) for k, v in row.items()}
+
+
+def logged_history(run_dir: Path) -> dict[str, list]:
+    """Everything the run logged, per logger, as a user reads it back: metrics.csv's rows; TensorBoard's scalars
+    (tag, step, value) read with TensorBoard's own reader, which hides what a resumed run purged; the W&B run's
+    scalar rows, from its newest offline segment (the one `wandb sync` keeps)."""
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with open(run_dir / "csv" / "metrics.csv", newline="") as file:
+        csv_rows = [_row({k: v for k, v in row.items() if v != ""}) for row in csv.DictReader(file)]
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0}).Reload()
+    scalars = [(tag, e.step, None if tag.startswith(TIMING) else e.value)
+               for tag in sorted(events.Tags()["scalars"]) for e in events.Scalars(tag)]
+    wandb_rows = [_row({k: v for k, v in row.items() if not k.startswith("_") and isinstance(v, (int, float))})
+                  for row in read_run(find_runs(run_dir)[-1])["history"]]
+    return {"csv": csv_rows, "tensorboard": scalars, "wandb": [r for r in wandb_rows if len(r) > 1]}
 
 
 def start(cwd: Path, args: list[str] = RUN) -> subprocess.Popen:
@@ -74,7 +103,8 @@ def wait_for_training(cwd: Path, proc: subprocess.Popen) -> Path:
 
 
 @pytest.mark.slow
-def test_kill_9_at_a_random_step_then_resume_ends_with_the_uninterrupted_metrics(tmp_path, uninterrupted):
+def test_kill_9_at_a_random_step_then_resume_ends_with_the_uninterrupted_metrics_and_history(
+        tmp_path, uninterrupted, uninterrupted_dir):
     proc = start(tmp_path)
     run_dir = wait_for_training(tmp_path, proc)
     time.sleep(random.uniform(0.0, 1.5))  # somewhere in the 120 steps
@@ -91,15 +121,17 @@ def test_kill_9_at_a_random_step_then_resume_ends_with_the_uninterrupted_metrics
     assert one_run_dir(tmp_path) == run_dir  # the same run dir, no second one
     assert final_metrics(results(run_dir)) == final_metrics(uninterrupted), killed_at
 
-    # One W&B run id, in two offline segments (offline-run-<time>-<id>; the first, killed -9, may be cut short):
-    # the second goes on from the step the checkpoint holds, and `wandb sync` appends both to that one run.
+    # One W&B run id, in two offline segments (offline-run-<time>-<id>; the first, killed -9, may be cut short);
+    # the second starts with the first's rows before the resume step, so it holds the whole history by itself.
     first, second = find_runs(run_dir)
     assert first.name.rsplit("-", 1)[1] == second.name.rsplit("-", 1)[1]
     resumed_run = read_run(second)
     assert resumed_run["id"] == second.name.rsplit("-", 1)[1] and resumed_run["state"] == "finished"
-    steps = [row["trainer/global_step"] for row in resumed_run["history"] if "trainer/global_step" in row]
-    assert steps and min(steps) >= killed_at
     assert resumed_run["summary"]["test/acc"] == uninterrupted["test/acc"]
+    # Every logger holds exactly the uninterrupted run's history, row by row: nothing lost, nothing twice.
+    resumed, whole = logged_history(run_dir), logged_history(uninterrupted_dir)
+    for kind in ("csv", "tensorboard", "wandb"):
+        assert len(resumed[kind]) == len(whole[kind]) and resumed[kind] == whole[kind], (kind, killed_at)
 
 
 @pytest.mark.slow
@@ -127,7 +159,8 @@ def test_a_run_with_lookahead_stopped_and_resumed_ends_with_the_uninterrupted_me
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_resume_ends_with_the_uninterrupted_metrics(tmp_path, uninterrupted):
+def test_sigterm_saves_a_checkpoint_and_resume_ends_with_the_uninterrupted_metrics(tmp_path, uninterrupted,
+                                                                                   uninterrupted_dir):
     proc = start(tmp_path)
     run_dir = wait_for_training(tmp_path, proc)
     time.sleep(random.uniform(0.0, 1.0))
@@ -143,6 +176,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_ends_with_the_uninterrupted_metri
     assert done.returncode == 0, done.stderr[-3000:]
     assert not (run_dir / "error.txt").exists()  # the stop is over
     assert final_metrics(results(run_dir)) == final_metrics(uninterrupted), stopped_at
+    assert logged_history(run_dir) == logged_history(uninterrupted_dir), stopped_at
     # Once finished, resume=true starts a new run: the same line can be requeued for ever.
     again = run_cli(*RUN, "trainer.max_epochs=1", "resume=true", cwd=tmp_path)
     assert again.returncode == 0 and len(list((tmp_path / "logs" / "runs").glob("*/*"))) == 2
@@ -222,3 +256,29 @@ def test_the_resident_loader_goes_on_from_its_saved_position(mnist_digits):
     assert len(rest) == len(whole) - 3
     for (x, y), (x_whole, y_whole) in zip(rest, whole[3:]):
         assert torch.equal(y, y_whole) and torch.equal(x, x_whole)  # same images, same augmentation draws
+
+
+def test_only_a_checkpoint_whose_logged_history_is_written_is_a_resume_point(tmp_path):
+    """last.ckpt is saved before Lightning logs the epoch's training row: until callbacks/resume.py has written the
+    loggers out and marked it in logged.json, resume=true goes on from the marked resume.ckpt instead, keeping
+    exactly the rows its mark names."""
+    from cnnlab.resume import resume_point
+
+    (tmp_path / "config.yaml").write_text("model: lenet5\n")
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    torch.save({"global_step": 30}, checkpoints / "resume.ckpt")
+    torch.save({"global_step": 40}, checkpoints / "last.ckpt")
+    point = resume_point(tmp_path, {"model": "lenet5"})
+    assert (point.checkpoint.name, point.step, point.rows) == ("last.ckpt", 40, None)  # a run from before the marks
+    marks = {"resume.ckpt": {"step": 30, "rows": {"csv": 7, "wandb": 6}}}
+    (checkpoints / "logged.json").write_text(json.dumps(marks))
+    point = resume_point(tmp_path, {"model": "lenet5"})
+    assert (point.checkpoint.name, point.step, point.rows) == ("resume.ckpt", 30, {"csv": 7, "wandb": 6})
+    marks["last.ckpt"] = {"step": 40, "rows": {"csv": 9, "wandb": 8}}
+    (checkpoints / "logged.json").write_text(json.dumps(marks))
+    assert resume_point(tmp_path, {"model": "lenet5"}).rows == {"csv": 9, "wandb": 8}
+    torch.save({"global_step": 33}, checkpoints / "resume.ckpt")  # written, killed before its mark
+    marks.pop("last.ckpt")
+    (checkpoints / "logged.json").write_text(json.dumps(marks))
+    assert resume_point(tmp_path, {"model": "lenet5"}).checkpoint is None  # nothing whose history is whole

@@ -115,3 +115,65 @@ def norm_base_class() -> type[nn.Module]:
 __all__ = ["batches_done_this_epoch", "drop_wandb_init_arg", "dump_full_checkpoint", "launched_ranks",
            "mark_metric_updated", "norm_base_class", "replace_ddp_rank_command", "restore_loader_state",
            "tree_leaves", "wandb_run_started"]
+
+
+def csv_logger_keeping_history(keep_rows: int | None, **options: Any) -> Any:
+    """A CSVLogger that keeps a resumed run's history: the first `keep_rows` data rows of its metrics.csv (what was
+    written when the checkpoint it goes on from counted) stay, the rest (logged after it, and logged again now)
+    go. None: a fresh run, Lightning's own behaviour.
+
+    Lightning's CSV experiment writer deletes metrics.csv whenever its folder is not empty
+    (_check_log_dir_exists), so a resumed run would lose everything logged before the kill; the writer has no
+    public switch, so this logger builds one whose check truncates instead of deleting."""
+    import csv
+    import os
+
+    from lightning.fabric.loggers.logger import rank_zero_experiment
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    class KeepingWriter(ExperimentWriter):
+        def _check_log_dir_exists(self) -> None:
+            if keep_rows is None or not os.path.isfile(self.metrics_file_path):
+                super()._check_log_dir_exists()
+                return
+            with open(self.metrics_file_path, newline="") as file:
+                reader = csv.DictReader(file)
+                keys = list(reader.fieldnames or [])
+                rows = [row for _, row in zip(range(keep_rows), reader)]
+            with open(self.metrics_file_path, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=keys)
+                writer.writeheader()
+                writer.writerows(rows)
+            self.metrics_keys = keys
+
+    class KeepingCSVLogger(CSVLogger):
+        @property
+        @rank_zero_experiment
+        def experiment(self) -> ExperimentWriter:
+            if self._experiment is None:
+                self._fs.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = KeepingWriter(log_dir=self.log_dir)
+            return self._experiment
+
+    return KeepingCSVLogger(**options)
+
+
+def silence_sacct_stderr() -> None:
+    """Keep sacct's own error ('Slurm accounting storage is disabled') off the terminal while submitit polls job
+    states on a cluster without accounting (submitit then reads the states from the jobs' files).
+
+    submitit runs sacct with the terminal's stderr and has no option for it; its SLURM info watcher builds the
+    command in _make_command, so this wraps that command in `sh -c 'exec "$@" 2>/dev/null'`. Idempotent."""
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    make = SlurmInfoWatcher._make_command
+    if getattr(make, "cnnlab_quiet", False):
+        return
+
+    def quiet(self: Any) -> list[str] | None:
+        command = make(self)
+        return None if command is None else ["sh", "-c", 'exec "$@" 2>/dev/null', "sacct", *command]
+
+    quiet.cnnlab_quiet = True  # type: ignore[attr-defined]
+    SlurmInfoWatcher._make_command = quiet

@@ -22,6 +22,10 @@ from cnnlab.errors import CnnlabError
 SWEEP_SUMMARY = "sweep.yaml"
 #: the checkpoint written every few steps and when a run is stopped (SIGTERM, Ctrl-C, a crash)
 RESUME_CKPT = "resume.ckpt"
+#: the checkpoint Lightning writes at each epoch's end
+LAST_CKPT = "last.ckpt"
+#: per resume checkpoint: its step and the rows of each logger's history written when it counted (callbacks/resume.py)
+LOGGED = "logged.json"
 #: keys of a run's config.yaml that may differ between its first start and a resumed one
 VOLATILE_KEYS = ("resume", "ckpt_path", "paths", "dataset")  # dataset: checked apart, by check_same_data
 
@@ -129,6 +133,8 @@ class ResumePoint:
     results: dict[str, Any] | None  # results.json when it finished
     checkpoint: Path | None         # the newest readable checkpoint to go on from
     wandb_id: str | None            # the W&B run to append to
+    step: int | None = None         # the global step `checkpoint` was saved at
+    rows: dict[str, int] | None = None  # the rows of each logger's history it stands on (None: keep them all)
 
 
 def check_same_data(run_dir: Path, record: dict[str, Any]) -> None:
@@ -178,6 +184,20 @@ def resume_point(run_dir: Path, config: dict[str, Any]) -> ResumePoint:
     results_file = run_dir / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else None
     found = [(step, path) for path in (run_dir / "checkpoints").glob("*.ckpt")
-             if path.name in (RESUME_CKPT, "last.ckpt") and (step := _step_of(path)) is not None]
-    checkpoint = max(found, key=lambda sp: (sp[0], sp[1].name == "last.ckpt"))[1] if found else None
-    return ResumePoint(results, checkpoint, wandb_run_id(run_dir))
+             if path.name in (RESUME_CKPT, LAST_CKPT) and (step := _step_of(path)) is not None]
+    marks = _logged(run_dir)
+    if marks is not None:  # only a checkpoint whose history was written when it counted
+        found = [(step, path) for step, path in found if (marks.get(path.name) or {}).get("step") == step]
+    step, checkpoint = max(found, key=lambda sp: (sp[0], sp[1].name == LAST_CKPT)) if found else (None, None)
+    rows = (marks or {}).get(checkpoint.name, {}).get("rows") if checkpoint else None
+    return ResumePoint(results, checkpoint, wandb_run_id(run_dir), step, rows)
+
+
+def _logged(run_dir: Path) -> dict[str, Any] | None:
+    """checkpoints/logged.json, or None for a run that predates it (every checkpoint counts, all rows kept)."""
+    import json
+
+    try:
+        return json.loads((run_dir / "checkpoints" / LOGGED).read_text())
+    except (OSError, ValueError):
+        return None

@@ -99,7 +99,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from cnnlab.callbacks import build_callbacks
     from cnnlab.checkpoints import load_checked
     from cnnlab.data import datamodule_from_config
-    from cnnlab.loggers import build_loggers, finish_loggers, record_failure, record_hparams, record_summary, view_hints
+    from cnnlab.loggers import (
+        build_loggers,
+        finish_loggers,
+        record_failure,
+        record_hparams,
+        record_summary,
+        resume_from,
+        view_hints,
+    )
     from cnnlab.module import ImageClassifier
     from cnnlab.resume import ResumePoint, check_same_data, resume_point
 
@@ -132,7 +140,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if point.checkpoint:
             print(f"cnnlab: resuming {output_dir} from {point.checkpoint.name}", flush=True)
 
-    loggers = build_loggers(resolved["logger"], output_dir, name, group, resume_id=point.wandb_id)
+    logs_exist = bool(cfg.resume) and any((output_dir / d).exists() for d in ("csv", "tensorboard", "wandb"))
+    loggers = build_loggers(resolved["logger"], output_dir, name, group, resume_id=point.wandb_id,
+                            resume=resume_from(point.step if point.checkpoint else None, point.rows, logs_exist))
     failed = False
     with DDPJob() as job:  # trainer=ddp/ddp_cpu: each job starts and ends its own ranks
         try:

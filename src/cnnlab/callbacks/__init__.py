@@ -29,7 +29,7 @@ from cnnlab.callbacks.pictures import (
 )
 from cnnlab.callbacks.probes import PROBES
 from cnnlab.callbacks.progress import ProgressBar
-from cnnlab.callbacks.resume import ResumeCheckpoint
+from cnnlab.callbacks.resume import EpochLogsWritten, ResumeCheckpoint
 from cnnlab.callbacks.throughput import Throughput
 from cnnlab.registry import Registry
 
@@ -101,6 +101,8 @@ for _cls in (FilterPictures, ActivationPictures, ExamplePictures, AttributionPic
 
 
 def build_callbacks(cfg: Mapping[str, Any] | None, output_dir: Path, has_logger: bool) -> list[Callback]:
+    """The configured callbacks, in order, except that the resume checkpoint goes last (everything the other
+    callbacks log at a step is logged before the checkpoint of that step) and its epoch-start mark first."""
     callbacks = []
     for name, options in (cfg or {}).items():
         if options is None:
@@ -108,4 +110,6 @@ def build_callbacks(cfg: Mapping[str, Any] | None, output_dir: Path, has_logger:
         callback = CALLBACKS.build(name, output_dir, has_logger, **dict(options))
         if callback is not None:
             callbacks.append(callback)
-    return callbacks
+    resume = [c for c in callbacks if isinstance(c, ResumeCheckpoint)]
+    marks = [EpochLogsWritten(c.path.parent) for c in resume]
+    return marks + [c for c in callbacks if not isinstance(c, ResumeCheckpoint)] + resume

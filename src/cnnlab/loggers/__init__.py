@@ -2,59 +2,136 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 
-from cnnlab.lightning_compat import drop_wandb_init_arg, wandb_run_started
+from cnnlab.lightning_compat import csv_logger_keeping_history, drop_wandb_init_arg, wandb_run_started
 from cnnlab.registry import Registry
 
 
 class QuietWandbLogger(WandbLogger):
-    """Lightning always passes `anonymous=None` to wandb.init, which makes wandb warn on every run."""
+    """Lightning's W&B logger, without the warning Lightning's `anonymous=None` makes wandb print on every run, and
+    with a durable copy of the run's scalar history: `history` (<run dir>/wandb/history.jsonl) gets every scalar
+    row it logs, written out by `save()` (before each checkpoint counts). A run killed -9 loses what the W&B
+    service had not written; a resumed run starts its new segment with the rows of this copy (`carry`)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, history: Path | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         drop_wandb_init_arg(self, "anonymous")
+        self.history = history
+        self.history_rows = 0  # rows of `history` written so far
+        self._pending: list[dict[str, float]] = []
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        super().log_metrics(metrics, step)
+        row = {k: float(v) for k, v in metrics.items()
+               if isinstance(v, (int, float, torch.Tensor)) and not isinstance(v, bool)
+               and (not isinstance(v, torch.Tensor) or v.numel() == 1)}
+        if row and self.history is not None:
+            self._pending.append({**row, **({"trainer/global_step": step} if step is not None else {})})
+
+    @rank_zero_only
+    def save(self) -> None:
+        super().save()
+        if self._pending and self.history is not None:
+            self.history.parent.mkdir(parents=True, exist_ok=True)
+            with self.history.open("a") as file:
+                file.writelines(json.dumps(row) + "\n" for row in self._pending)
+                file.flush()
+                os.fsync(file.fileno())
+            self.history_rows += len(self._pending)
+            self._pending = []
+
+    def carry(self, rows: int) -> int:
+        """Start this (resumed) run's segment with the first `rows` rows of its history copy, and keep only those
+        in the copy; the rows after them were logged after the checkpoint it goes on from, and come again."""
+        kept = []
+        if self.history is not None and self.history.is_file():
+            with self.history.open() as file:
+                kept = [line for _, line in zip(range(rows), file)]
+        if self.history is not None:
+            self.history.parent.mkdir(parents=True, exist_ok=True)
+            self.history.write_text("".join(kept))
+        for line in kept:
+            self.experiment.log(json.loads(line))
+        self.history_rows = len(kept)
+        return len(kept)
 
 
-# Each factory gets (run dir, run name, sweep group, W&B id to append to or None, **options from the config).
+@dataclass(frozen=True)
+class ResumeFrom:
+    """Where a resumed run goes on from: the checkpoint's step, and how many rows of each logger's history were
+    written when it counted (`csv`, `wandb`; a logger not named keeps none). Step 0 and no rows: it starts over."""
+
+    step: int
+    rows: dict[str, int]
+
+
+def resume_from(step: int | None, rows: dict[str, int] | None, logs_exist: bool) -> ResumeFrom | None:
+    """What the loggers keep of a run dir's earlier history: from a checkpoint, the rows its mark names (a run from
+    before the marks: all of them); with earlier logs but no checkpoint to go on from, nothing; else None."""
+    if step is not None:
+        return ResumeFrom(step, rows if rows is not None else {"csv": sys.maxsize, "wandb": sys.maxsize})
+    return ResumeFrom(0, {}) if logs_exist else None
+
+
+# Each factory gets (run dir, run name, sweep group, W&B id to append to or None, where a resumed run goes on from
+# or None, **options from the config). A resumed run keeps its whole history in every logger: what was written
+# when its checkpoint counted stays, what was logged after it (and is logged again now) is dropped.
 LOGGERS: Registry[Callable[..., Logger]] = Registry("logger", config_key="logger")
 
 
 @LOGGERS.register("wandb")
-def _wandb(output_dir: Path, name: str, group: str | None, resume_id: str | None, project: str = "cnnlab",
-           offline: bool = True, **options: Any) -> Logger:
+def _wandb(output_dir: Path, name: str, group: str | None, resume_id: str | None, resume: ResumeFrom | None,
+           project: str = "cnnlab", offline: bool = True, **options: Any) -> Logger:
     # Files land in <run dir>/wandb/offline-run-*/: view with `wandb leet`, upload later with `wandb sync`.
-    # A resumed run appends to its W&B run: same id (a second offline-run-* folder that `wandb sync` joins).
+    # A resumed run goes on in its W&B run: same id, a new offline-run-* folder that starts with the scalar rows
+    # written before its checkpoint counted (from history.jsonl), so it holds the whole history by itself (W&B
+    # cannot resume an offline run, and `wandb sync` of a later segment with the same id replaces the earlier one).
     if resume_id:
         options.update(id=resume_id, resume="allow")
-    return QuietWandbLogger(name=name, group=group, project=project, save_dir=str(output_dir), offline=offline,
-                            **options)
+    logger = QuietWandbLogger(history=output_dir / "wandb" / "history.jsonl", name=name, group=group,
+                              project=project, save_dir=str(output_dir), offline=offline, **options)
+    if resume is not None:
+        logger.carry(resume.rows.get("wandb", 0) if resume_id else 0)
+    return logger
 
 
 @LOGGERS.register("tensorboard")
-def _tensorboard(output_dir: Path, name: str, group: str | None, resume_id: str | None, **options: Any) -> Logger:
+def _tensorboard(output_dir: Path, name: str, group: str | None, resume_id: str | None, resume: ResumeFrom | None,
+                 **options: Any) -> Logger:
     # no placeholder hp_metric: the HParams tab gets the run's real numbers when it ends (record_hparams)
     options.setdefault("default_hp_metric", False)
+    if resume is not None:  # TensorBoard hides the earlier files' events from this step on
+        options.setdefault("purge_step", resume.step)
     return TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", **options)
 
 
 @LOGGERS.register("csv")
-def _csv(output_dir: Path, name: str, group: str | None, resume_id: str | None, **options: Any) -> Logger:
-    return CSVLogger(save_dir=str(output_dir), name="csv", version="", **options)
+def _csv(output_dir: Path, name: str, group: str | None, resume_id: str | None, resume: ResumeFrom | None,
+         **options: Any) -> Logger:
+    keep = None if resume is None else resume.rows.get("csv", 0)
+    return csv_logger_keeping_history(keep, save_dir=str(output_dir), name="csv", version="", **options)
 
 
 def build_loggers(cfg: Mapping[str, Any] | None, output_dir: Path, name: str, group: str | None,
-                  resume_id: str | None = None) -> list[Logger]:
+                  resume_id: str | None = None, resume: ResumeFrom | None = None) -> list[Logger]:
     """`cfg` maps logger names to their options; `logger=[wandb,csv]` gives both, `logger=none` none."""
     loggers = []
     for kind, options in (cfg or {}).items():
         if options is None:  # `logger.wandb=null` switches one off
             continue
-        loggers.append(LOGGERS.build(kind, output_dir, name, group, resume_id, **dict(options)))
+        loggers.append(LOGGERS.build(kind, output_dir, name, group, resume_id, resume, **dict(options)))
     return loggers
 
 
