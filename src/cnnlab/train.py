@@ -142,7 +142,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     logs_exist = bool(cfg.resume) and any((output_dir / d).exists() for d in ("csv", "tensorboard", "wandb"))
     loggers = build_loggers(resolved["logger"], output_dir, name, group, resume_id=point.wandb_id,
-                            resume=resume_from(point.step if point.checkpoint else None, point.rows, logs_exist))
+                            resume=resume_from(point.step, point.rows, logs_exist))
     failed = False
     with DDPJob() as job:  # trainer=ddp/ddp_cpu: each job starts and ends its own ranks
         try:

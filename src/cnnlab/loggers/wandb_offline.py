@@ -42,4 +42,3 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     return {"name": state.get("name"), "id": state.get("run_id"), "group": group, "state": state.get("state"),
             "config": config, "summary": state.get("summary", {}), "history": history,
             "artifacts": artifacts}
-
