@@ -19,21 +19,8 @@ from cnnlab.data import DATASETS
 from cnnlab.data.resident import ResidentLoader, ResidentSubset
 from cnnlab.data.transforms import BatchTransform
 from cnnlab.loggers.wandb_offline import find_runs, read_run
-from helpers import CLI, run_cli, user_env
-
-QUIET = ["++trainer.enable_progress_bar=false"]  # debug=test drops the rich bar; this, Lightning's own
-# A real run long enough to be killed in the middle: 3 epochs of 40 batches, augmented (so the resumed data
-# order and augmentation draws are checked too), W&B offline, CSV and TensorBoard, a resume checkpoint every 3 steps.
-RUN = ["debug=test", "trainer.max_epochs=3", "trainer.limit_train_batches=40",
-       "transforms=affine", "callbacks=base", "callbacks.resume_checkpoint.every_n_steps=3",
-       "logger=[wandb,csv,tensorboard]", *QUIET]
-TIMING = ("perf/",)  # logged numbers that measure the machine, not the run: equal in kind, not in value
-
-
-def final_metrics(results: dict) -> dict:
-    """What a run ends with: every test number, the best validation accuracy, epochs, confusion matrix."""
-    return {k: v for k, v in results.items() if k.startswith("test/") or k in ("val/best", "epochs",
-                                                                                "confusion_matrix")}
+from helpers import CLI, QUIET, final_metrics, logged_history, run_cli, user_env
+from helpers import RESUMABLE_RUN as RUN
 
 
 def one_run_dir(cwd: Path) -> Path:
@@ -60,29 +47,6 @@ def uninterrupted_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def uninterrupted(uninterrupted_dir) -> dict:
     return results(uninterrupted_dir)
-
-
-def _row(row: dict) -> dict:
-    """A logged row as compared across runs: its keys, and the values of all but the timing ones."""
-    return {k: (None if k.startswith(TIMING) else v) for k, v in row.items()}
-
-
-def logged_history(run_dir: Path) -> dict[str, list]:
-    """Everything the run logged, per logger, as a user reads it back: metrics.csv's rows; TensorBoard's scalars
-    (tag, step, value) read with TensorBoard's own reader, which hides what a resumed run purged; the W&B run's
-    scalar rows, from its newest offline segment (the one `wandb sync` keeps)."""
-    import csv
-
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    with open(run_dir / "csv" / "metrics.csv", newline="") as file:
-        csv_rows = [_row({k: v for k, v in row.items() if v != ""}) for row in csv.DictReader(file)]
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0}).Reload()
-    scalars = [(tag, e.step, None if tag.startswith(TIMING) else e.value)
-               for tag in sorted(events.Tags()["scalars"]) for e in events.Scalars(tag)]
-    wandb_rows = [_row({k: v for k, v in row.items() if not k.startswith("_") and isinstance(v, (int, float))})
-                  for row in read_run(find_runs(run_dir)[-1])["history"]]
-    return {"csv": csv_rows, "tensorboard": scalars, "wandb": [r for r in wandb_rows if len(r) > 1]}
 
 
 def start(cwd: Path, args: list[str] = RUN) -> subprocess.Popen:

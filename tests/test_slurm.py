@@ -1,20 +1,27 @@
 """cnnlab on a real SLURM cluster: the single-node cluster tools/slurm-local.sh starts on this machine (.ci/run
 starts it; so does the first test here, when it can). A sweep on hydra/launcher=slurm runs as one job array and
 ends with the same sweep table and run dirs as the basic launcher; a request no node can meet is refused before
-anything is submitted; submitit's sacct warnings (no accounting here) are one line."""
+anything is submitted; submitit's sacct warnings (no accounting here) are one line; a job preempted (SIGTERM) or
+requeued goes back in the queue and ends with exactly the numbers and history of an uninterrupted run; and
+trainer=ddp_cpu with 2 tasks per node runs its ranks as SLURM's tasks."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from cnnlab import REPO_ROOT
+from cnnlab.loggers.wandb_offline import find_runs, read_run
 from cnnlab.slurm import SACCT_NOTE
-from helpers import CLI, user_env
+from helpers import CLI, RESUMABLE_RUN, final_metrics, logged_history, user_env
 
 pytestmark = pytest.mark.slow
 SLURM_DIR = Path(os.environ.get("CNNLAB_SLURM_DIR", "/tmp/cnnlab-slurm"))
@@ -90,3 +97,117 @@ def test_a_request_no_node_can_meet_is_refused_before_anything_is_submitted(slur
     big = subprocess.run([CLI, "-m", *SMALL, "hydra.launcher.mem_gb=100000", *JOB, "pooling=max"], cwd=tmp_path,
                          env=slurm_env, capture_output=True, text=True, timeout=300)
     assert big.returncode == 2 and "hydra.launcher.mem_gb=" in " ".join(big.stderr.split())
+
+
+def slurm(env: dict[str, str], *command: str) -> str:
+    done = subprocess.run(list(command), env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"{command}: {done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_job(slurm_env, tmp_path_factory) -> Path:
+    """The resumable run as job 0 of a sweep on the basic launcher, never stopped."""
+    cwd = tmp_path_factory.mktemp("uninterrupted")
+    done = subprocess.run([CLI, "-m", *RESUMABLE_RUN], cwd=cwd, env=slurm_env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return sweep_dir(cwd) / "0"
+
+
+def wait_for(what: str, check, timeout: float = 180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("stop", [["scancel", "--signal=TERM"], ["scontrol", "requeue"]],
+                         ids=["preempted-by-sigterm", "scontrol-requeue"])
+def test_a_stopped_slurm_job_is_requeued_and_resumes_to_the_uninterrupted_numbers_and_history(
+        slurm_env, tmp_path, uninterrupted_job, stop):
+    sweep = subprocess.Popen([CLI, "-m", *SMALL, *RESUMABLE_RUN], cwd=tmp_path, env=slurm_env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = wait_for("the job's first resume checkpoint",
+                          lambda: next(iter(tmp_path.glob("logs/multiruns/*/*/0/checkpoints/resume.ckpt")), None))
+    job_dir = checkpoint.parent.parent
+    (job_id,) = [p.name for p in (job_dir.parent / ".submitit").iterdir() if p.is_dir()]
+    time.sleep(random.uniform(0.0, 1.0))
+    slurm(slurm_env, *stop, job_id)  # what a preempting scheduler does, or an admin's requeue
+    # SLURM holds a requeued job for two minutes before it may start again; the test moves that time to now
+    wait_for("the job back in the queue", lambda: slurm(slurm_env, "squeue", "-h", "-j", job_id, "-o", "%T").strip()
+             == "PENDING", timeout=120)
+    slurm(slurm_env, "scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    stdout, stderr = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, stderr[-3000:]
+    assert "cnnlab sweep finished" in stdout and stdout.count("│ ok") == 1
+
+    assert "Restarts=1" in slurm(slurm_env, "scontrol", "show", "job", job_id)
+    (log,) = (job_dir.parent / ".submitit").glob("*/*_0_log.err")
+    said = " ".join(log.read_text().split())
+    stopped = re.search(r"cnnlab: stopped by SIGTERM at step (\d+) and (requeued SLURM job|SLURM is requeueing job) "
+                        + job_id, said)
+    assert stopped, said[-3000:]
+    assert 0 < int(stopped.group(1)) < 120  # in the middle of its 3 × 40 steps
+    # the same run dir and W&B run: one id over both starts; the second went on from the first's checkpoint
+    result = json.loads((job_dir / "results.json").read_text())
+    assert result["run_dir"] == str(job_dir) and not (job_dir / "error.txt").exists()
+    segments = find_runs(job_dir)
+    assert len(segments) == 2 and len({p.name.rsplit("-", 1)[1] for p in segments}) == 1
+    assert read_run(segments[-1])["state"] == "finished"
+    assert f"resuming {job_dir} from" in " ".join(next((job_dir.parent / ".submitit").glob("*/*_0_log.out"))
+                                                  .read_text().split())
+    uninterrupted = json.loads((uninterrupted_job / "results.json").read_text())
+    assert final_metrics(result) == final_metrics(uninterrupted), stopped.group(1)
+    assert logged_history(job_dir) == logged_history(uninterrupted_job), stopped.group(1)
+
+
+def test_ddp_cpu_with_two_slurm_tasks_runs_its_ranks_as_the_tasks(slurm_env, tmp_path):
+    ddp = ["trainer=ddp_cpu", "seed=3", "debug=test", "callbacks=base"]  # W&B offline, as by default
+    for cwd in ("slurm", "spawned"):
+        (tmp_path / cwd).mkdir()
+    done = subprocess.run([CLI, "-m", *SMALL, "hydra.launcher.tasks_per_node=2", *ddp], cwd=tmp_path / "slurm",
+                          env=slurm_env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    spawned = subprocess.run([CLI, *ddp], cwd=tmp_path / "spawned", env=slurm_env, capture_output=True, text=True,
+                             timeout=600)
+    assert spawned.returncode == 0, spawned.stderr[-3000:]
+
+    job_dir = sweep_dir(tmp_path / "slurm") / "0"
+    (reference_dir,) = list((tmp_path / "spawned" / "logs" / "runs").glob("*/*"))
+    # SLURM started both ranks (tasks 0 and 1 of one job), Lightning wired them through SLURM's variables, and
+    # cnnlab started none of its own (no rank command ran, no log of one)
+    logs = {p.name.split("_log")[0].rsplit("_", 1)[1]: p.read_text()
+            for p in (job_dir.parent / ".submitit").glob("*/*_log.err")}
+    assert sorted(logs) == ["0", "1"]
+    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in logs["0"] and "GLOBAL_RANK: 1, MEMBER: 2/2" in logs["1"]
+    assert not list(job_dir.glob("train_ddp_process_*.log"))
+    assert (reference_dir / "train_ddp_process_1.log").exists()  # the self-started run: cnnlab's rank 1
+    # one run dir, one W&B run, the numbers of the same 2-rank run started by cnnlab itself
+    (run,) = [read_run(p) for p in find_runs(tmp_path / "slurm")]
+    ours, theirs = (json.loads((d / "results.json").read_text()) for d in (job_dir, reference_dir))
+    assert run["state"] == "finished" and run["summary"]["test/acc"] == pytest.approx(ours["test/acc"])
+    assert sum(map(sum, ours["confusion_matrix"])) == 4000  # both ranks' test batches
+    assert ours["confusion_matrix"] == theirs["confusion_matrix"]
+    assert ours["test/acc"] == pytest.approx(theirs["test/acc"], abs=1e-6)
+    assert ours["test/loss"] == pytest.approx(theirs["test/loss"], abs=1e-5)
+    assert "cnnlab sweep finished" in done.stdout and done.stdout.count("│ ok") == 1
+
+
+def test_a_cancelled_slurm_job_is_not_requeued_and_ends_as_stopped(slurm_env, tmp_path):
+    run = [a if not a.startswith("logger=") else "logger=csv" for a in RESUMABLE_RUN]
+    sweep = subprocess.Popen([CLI, "-m", *SMALL, *run], cwd=tmp_path, env=slurm_env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    checkpoint = wait_for("the job's first resume checkpoint",
+                          lambda: next(iter(tmp_path.glob("logs/multiruns/*/*/0/checkpoints/resume.ckpt")), None))
+    job_dir = checkpoint.parent.parent
+    (job_id,) = [p.name for p in (job_dir.parent / ".submitit").iterdir() if p.is_dir()]
+    slurm(slurm_env, "scancel", job_id)  # the user's own cancel: the job must not come back
+    stdout, stderr = sweep.communicate(timeout=300)
+    assert sweep.returncode == 1, stderr[-3000:]
+    assert "Restarts=0" in slurm(slurm_env, "scontrol", "show", "job", job_id)
+    assert (job_dir / "error.txt").read_text().startswith("Stopped by SIGTERM at step")
+    assert "resume=true" in (job_dir / "error.txt").read_text() and not (job_dir / "results.json").exists()
+    assert "1 of 1 job(s) failed: 0" in " ".join(stderr.split())

@@ -83,10 +83,15 @@ def choose_dir(kind: str, base: str, stamp: str, resume: Any, overrides: Sequenc
     """The directory of a new run or sweep: `base/stamp`, unless `resume` names one to reuse.
 
     resume=true reuses the newest unfinished run (or sweep) under `base` made by the same command (same
-    overrides), and starts a new one when there is none: a scheduler can requeue the same line every time."""
+    overrides), and starts a new one when there is none: a scheduler can requeue the same line every time. A run
+    that SLURM requeued (cnnlab.requeue) does that without resume=true."""
+    from cnnlab.requeue import requeued
+
     base_path = Path(base)
     _check_writable(base_path)
     fresh = str(base_path / stamp)
+    if _is_off(resume) and kind == "run" and requeued():
+        resume = "true"  # an sbatch'd run that SLURM requeued: find its own earlier start (a sweep's dir is fixed)
     if _is_off(resume):
         return fresh
     wanted = _same(overrides)

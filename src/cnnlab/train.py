@@ -109,6 +109,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         view_hints,
     )
     from cnnlab.module import ImageClassifier
+    from cnnlab.requeue import requeued
     from cnnlab.resume import ResumePoint, check_same_data, resume_point
 
     check_run_keys(cfg)
@@ -119,7 +120,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir, name, group, _ = run_identity(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = to_plain(cfg)
-    point = resume_point(output_dir, resolved) if cfg.resume else ResumePoint(None, None, None)
+    resuming = bool(cfg.resume) or requeued()  # a SLURM job requeued after a SIGTERM goes on where it stopped
+    point = resume_point(output_dir, resolved) if resuming else ResumePoint(None, None, None)
     if point.results is not None:  # finished before: nothing to redo
         print(f"cnnlab: {output_dir} finished before; not run again (resume=false starts a new run).", flush=True)
         print_summary(point.results, [])
@@ -140,7 +142,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if point.checkpoint:
             print(f"cnnlab: resuming {output_dir} from {point.checkpoint.name}", flush=True)
 
-    logs_exist = bool(cfg.resume) and any((output_dir / d).exists() for d in ("csv", "tensorboard", "wandb"))
+    logs_exist = resuming and any((output_dir / d).exists() for d in ("csv", "tensorboard", "wandb"))
     loggers = build_loggers(resolved["logger"], output_dir, name, group, resume_id=point.wandb_id,
                             resume=resume_from(point.step, point.rows, logs_exist))
     failed = False
@@ -158,15 +160,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 if cfg.test:
                     # Test the best checkpoint of this fit; without one, the weights in memory.
                     trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-            except SIGTERMException:
-                failed = True
-                stopped = RunStopped(f"Stopped by SIGTERM at step {trainer.global_step}; the run's checkpoints "
-                                     f"are in {output_dir / 'checkpoints'}. Valid next step: the same command with "
-                                     "resume=true (or resume=<this run dir>) goes on from there.")
-                record_failure(loggers, stopped, trainer.global_step)
-                raise stopped from None
             except BaseException as err:
                 failed = True
+                # SIGTERM stops the run at the next step, after saving its checkpoint; whatever broke on the way
+                # (W&B's service, signalled with the whole SLURM job, has gone) is part of the same stop
+                if isinstance(err, SIGTERMException) or (isinstance(err, Exception) and trainer.received_sigterm):
+                    err = RunStopped(f"Stopped by SIGTERM at step {trainer.global_step}; the run's checkpoints "
+                                     f"are in {output_dir / 'checkpoints'}. Valid next step: the same command with "
+                                     "resume=true (or resume=<this run dir>) goes on from there.",
+                                     trainer.global_step)
+                    record_failure(loggers, err, trainer.global_step)
+                    raise err from None
                 record_failure(loggers, err, trainer.global_step)
                 raise
             results = collect_results(trainer, module, output_dir, best, time.time() - started)
@@ -187,6 +191,26 @@ class RunStopped(CnnlabError):
     """SIGTERM (a scheduler's notice) stopped the run after saving a checkpoint."""
 
     exit_code = 143  # 128 + SIGTERM, what schedulers expect of a job they stopped
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+def requeue_or_fail(err: RunStopped, output_dir: Path) -> int:
+    """A SIGTERM-stopped SLURM batch job that a scheduler (not a cancel) stopped goes back in the queue and exits
+    without a result, so submitit and the sweep wait for its next start, which resumes (cnnlab.requeue); any
+    other stopped run ends with its paragraph and error.txt."""
+    from cnnlab.requeue import after_sigterm
+
+    outcome = after_sigterm()
+    if not outcome.requeued:
+        return fail(err, output_dir)
+    line = (f"cnnlab: stopped by SIGTERM at step {err.step} and {outcome.line}: its next start goes on from "
+            f"{output_dir / 'checkpoints'} in the same run dir and W&B run.")
+    log.warning(line)
+    print(line, file=sys.stderr, flush=True)
+    raise SystemExit(err.exit_code)  # not an Exception: submitit writes no result for this start
 
 
 def hparams_metrics(results: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +252,11 @@ def main(cfg: DictConfig) -> float | None:
     quiet_known_noise()
     try:
         return train(cfg).get("test/acc")
+    except RunStopped as err:
+        output_dir, _, _, multirun = run_identity(cfg)
+        code = requeue_or_fail(err, output_dir)
+        if not multirun:
+            sys.exit(code)
     except CnnlabError as err:
         output_dir, _, _, multirun = run_identity(cfg)
         code = fail(err, output_dir)

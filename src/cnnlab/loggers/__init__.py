@@ -30,10 +30,25 @@ class QuietWandbLogger(WandbLogger):
         self.history = history
         self.history_rows = 0  # rows of `history` written so far
         self._pending: list[dict[str, float]] = []
+        self.service_lost = False  # the W&B service process has gone (see `lost`)
+
+    def lost(self, err: ConnectionError) -> None:
+        """The W&B service process has gone: SLURM signals every process of a job, W&B's own service among them, and
+        it ends at once (wandb/wandb#9963). The rows go on into the history copy, which the resumed run carries
+        into the same W&B run; nothing more is sent to the dead service."""
+        if not self.service_lost:
+            self.service_lost = True
+            print(f"cnnlab: W&B's service process has stopped ({type(err).__name__}; a signal to the whole job "
+                  f"reaches it too): this run's rows go on into {self.history}, and its resumed start carries them "
+                  "into the same W&B run.", file=sys.stderr, flush=True)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        super().log_metrics(metrics, step)
+        if not self.service_lost:
+            try:
+                super().log_metrics(metrics, step)
+            except ConnectionError as err:
+                self.lost(err)
         row = {k: float(v) for k, v in metrics.items()
                if isinstance(v, (int, float, torch.Tensor)) and not isinstance(v, bool)
                and (not isinstance(v, torch.Tensor) or v.numel() == 1)}
@@ -138,8 +153,11 @@ def build_loggers(cfg: Mapping[str, Any] | None, output_dir: Path, name: str, gr
 def record_summary(loggers: list[Logger], values: dict[str, Any]) -> None:
     """Final numbers into the W&B run summary (what dashboards and `wandb leet` show per run)."""
     for logger in loggers:
-        if isinstance(logger, WandbLogger):
-            logger.experiment.summary.update(values)
+        if isinstance(logger, WandbLogger) and not getattr(logger, "service_lost", False):
+            try:
+                logger.experiment.summary.update(values)
+            except ConnectionError as err:
+                logger.lost(err)
 
 
 def record_hparams(loggers: list[Logger], config: Mapping[str, Any], numbers: Mapping[str, Any], step: int) -> None:
@@ -162,8 +180,11 @@ def finish_loggers(loggers: list[Logger], failed: bool = False) -> None:
     """End each W&B run, so every job of a multirun gets a run of its own (Lightning's finalize does not;
     it already finalizes the other loggers at the end of fit and test). A failed run ends in state failed."""
     for logger in loggers:
-        if isinstance(logger, WandbLogger) and wandb_run_started(logger):
-            logger.experiment.finish(exit_code=1 if failed else 0)
+        if isinstance(logger, WandbLogger) and wandb_run_started(logger) and not getattr(logger, "service_lost", False):
+            try:
+                logger.experiment.finish(exit_code=1 if failed else 0)
+            except ConnectionError as err:
+                logger.lost(err)
 
 
 def view_hints(loggers: list[Logger]) -> list[tuple[str, str]]:
