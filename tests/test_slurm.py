@@ -99,8 +99,8 @@ def test_a_request_no_node_can_meet_is_refused_before_anything_is_submitted(slur
     assert big.returncode == 2 and "hydra.launcher.mem_gb=" in " ".join(big.stderr.split())
 
 
-def slurm(env: dict[str, str], *command: str) -> str:
-    done = subprocess.run(list(command), env=env, capture_output=True, text=True, timeout=60)
+def slurm(env: dict[str, str], *command: str, cwd: Path | None = None) -> str:
+    done = subprocess.run(list(command), env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"{command}: {done.stderr}"
     return done.stdout
 
@@ -124,6 +124,17 @@ def wait_for(what: str, check, timeout: float = 180):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def stop_and_start_again(env: dict[str, str], stop: list[str], job_id: str) -> None:
+    """At a random moment, what a preempting scheduler does (or an admin's requeue); then, once the job is back in
+    the queue, let it start: SLURM holds a requeued job two minutes before it may start again, the test moves that
+    time to now."""
+    time.sleep(random.uniform(0.0, 1.0))
+    slurm(env, *stop, job_id)
+    wait_for("the job back in the queue",
+             lambda: slurm(env, "squeue", "-h", "-j", job_id, "-o", "%T").strip() == "PENDING", timeout=120)
+    slurm(env, "scontrol", "update", f"JobId={job_id}", "StartTime=now")
+
+
 @pytest.mark.parametrize("stop", [["scancel", "--signal=TERM"], ["scontrol", "requeue"]],
                          ids=["preempted-by-sigterm", "scontrol-requeue"])
 def test_a_stopped_slurm_job_is_requeued_and_resumes_to_the_uninterrupted_numbers_and_history(
@@ -134,12 +145,7 @@ def test_a_stopped_slurm_job_is_requeued_and_resumes_to_the_uninterrupted_number
                           lambda: next(iter(tmp_path.glob("logs/multiruns/*/*/0/checkpoints/resume.ckpt")), None))
     job_dir = checkpoint.parent.parent
     (job_id,) = [p.name for p in (job_dir.parent / ".submitit").iterdir() if p.is_dir()]
-    time.sleep(random.uniform(0.0, 1.0))
-    slurm(slurm_env, *stop, job_id)  # what a preempting scheduler does, or an admin's requeue
-    # SLURM holds a requeued job for two minutes before it may start again; the test moves that time to now
-    wait_for("the job back in the queue", lambda: slurm(slurm_env, "squeue", "-h", "-j", job_id, "-o", "%T").strip()
-             == "PENDING", timeout=120)
-    slurm(slurm_env, "scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    stop_and_start_again(slurm_env, stop, job_id)
     stdout, stderr = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, stderr[-3000:]
     assert "cnnlab sweep finished" in stdout and stdout.count("│ ok") == 1
@@ -162,6 +168,33 @@ def test_a_stopped_slurm_job_is_requeued_and_resumes_to_the_uninterrupted_number
     uninterrupted = json.loads((uninterrupted_job / "results.json").read_text())
     assert final_metrics(result) == final_metrics(uninterrupted), stopped.group(1)
     assert logged_history(job_dir) == logged_history(uninterrupted_job), stopped.group(1)
+
+
+SBATCH_SCRIPT = """#!/bin/bash
+#SBATCH --requeue --cpus-per-task=1 --mem=2G --output=job-%j.out --open-mode=append
+srun {cli} {args}
+"""
+
+
+def test_a_run_in_ones_own_sbatch_script_is_requeued_and_resumes_in_its_run_dir(slurm_env, tmp_path,
+                                                                                 uninterrupted_job):
+    args = " ".join(f"'{a}'" for a in RESUMABLE_RUN)
+    (tmp_path / "run.sh").write_text(SBATCH_SCRIPT.format(cli=CLI, args=args))
+    job_id = slurm(slurm_env, "sbatch", "--parsable", "run.sh", cwd=tmp_path).strip()
+    checkpoint = wait_for("the run's first resume checkpoint",
+                          lambda: next(iter(tmp_path.glob("logs/runs/*/*/checkpoints/resume.ckpt")), None))
+    stop_and_start_again(slurm_env, ["scancel", "--signal=TERM"], job_id)
+    wait_for("the job to end", lambda: not slurm(slurm_env, "squeue", "-h", "-j", job_id).strip(), timeout=600)
+
+    run_dir = checkpoint.parent.parent
+    assert [p.name for p in run_dir.parent.parent.glob("*/*")] == [run_dir.name]  # no second run dir
+    said = " ".join((tmp_path / f"job-{job_id}.out").read_text().split())
+    assert f"requeued SLURM job {job_id}" in said and f"resuming {run_dir} from" in said
+    result = json.loads((run_dir / "results.json").read_text())
+    assert len({p.name.rsplit("-", 1)[1] for p in find_runs(run_dir)}) == 1
+    uninterrupted = json.loads((uninterrupted_job / "results.json").read_text())
+    assert final_metrics(result) == final_metrics(uninterrupted)
+    assert logged_history(run_dir) == logged_history(uninterrupted_job)
 
 
 def test_ddp_cpu_with_two_slurm_tasks_runs_its_ranks_as_the_tasks(slurm_env, tmp_path):
