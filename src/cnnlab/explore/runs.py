@@ -15,7 +15,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.probes.receptive_field import StageRF, local_rf, theoretical_rf
-from cnnlab.reports.runs import Run, is_run_dir, job_dirs, read_run, varying
+from cnnlab.reports.runs import Run, is_run_dir, job_dirs, label, read_run, varying
 
 
 @dataclass(eq=False)
@@ -93,24 +93,11 @@ def open_runs(paths: Sequence[str | Path]) -> list[ExploreRun]:
         module = load_trained_module(checkpoint, f"RUN_DIR {run.dir}")
         net = module.net.eval()
         mean, std = _normalisation(run.config)
-        opened.append(ExploreRun(run=run, label=_label(run, keys) if len(runs) > 1 else run.name,
+        opened.append(ExploreRun(run=run, label=label(run, keys) if len(runs) > 1 else run.name,
                                  checkpoint=checkpoint, net=net, class_names=list(module.class_names),
                                  mean=mean, std=std, rf=theoretical_rf(net), below=local_rf(net),
                                  data_config={k: run.config.get(k) for k in ("data", "transforms", "paths")}))
     return opened
-
-
-def _label(run: Run, keys: Sequence[str]) -> str:
-    """`pooling=max seed=2`: the values of the keys that differ between the served runs, read from the run's
-    config where its own command line did not set them."""
-    parts = []
-    for key in (k.lstrip("+~") for k in keys):
-        value = run.setting(key)
-        if value is None:
-            value = run.config.get(key)
-            value = value.get("name") if isinstance(value, dict) else value
-        parts.append(f"{key}={value}")
-    return " ".join(parts) or run.name
 
 
 def _checkpoint(run_dir: Path) -> Path:

@@ -55,6 +55,15 @@ class Run:
                 return value
         return None
 
+    def value(self, key: str) -> Any:
+        """`setting(key)`, else the run's config value of `key` (a config group's chosen name, e.g. model=lenet5),
+        for runs whose own command line did not set it."""
+        value = self.setting(key)
+        if value is None:
+            value = self.config.get(key)
+            value = value.get("name") if isinstance(value, dict) else value
+        return value
+
 
 def read_run(run_dir: Path, name: str | None = None) -> Run:
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
@@ -174,7 +183,7 @@ def varying(runs: Sequence[Run]) -> tuple[list[str], list[str]]:
 
 def label(run: Run, keys: Sequence[str], drop: Sequence[str] = ()) -> str:
     """`pooling=max activation=tanh`: the run's values of the varying keys, minus `drop` (e.g. seed)."""
-    parts = [f"{k.lstrip('+~')}={run.setting(k.lstrip('+~'))}" for k in keys if k.lstrip("+~") not in drop]
+    parts = [f"{k.lstrip('+~')}={run.value(k.lstrip('+~'))}" for k in keys if k.lstrip("+~") not in drop]
     return " ".join(parts) or run.name
 
 
