@@ -148,6 +148,15 @@ ROWS = [
      ["resume_checkpoint.every_n_steps must be a whole number ≥ 1", "got 0"]),
     ("smoothing above 1", ["label_smoothing=2"], 2, ["label_smoothing=2", "[0, 1)"]),
     ("zero devices", ["trainer.devices=0"], 2, ["devices=0", "trainer=cpu always works"]),
+    # the loss, and what capsules and rows refuse
+    ("unknown loss", ["loss=hinge"], 2, ["loss='hinge' is not valid", "loss=cross_entropy or loss=margin"]),
+    ("smoothing with the margin loss", ["model=capsnet", "label_smoothing=0.1"], 2,
+     ["label_smoothing=0.1", "the margin loss (loss=null, the model's own)", "loss=cross_entropy"]),
+    ("pooling a capsnet", ["model=capsnet", "pooling=max"], 2, ["model 'capsnet' has no pooling: its capsules "
+                                                                "replace it", "pooling=max does not apply"]),
+    ("activation of an rnn", ["model=rnn", "activation=relu"], 2, ["model 'rnn' has no activation to choose",
+                                                                   "activation=relu does not apply"]),
+    ("unknown rnn cell", ["model=rnn", "model.cell=rnn"], 2, ["model.cell='rnn' is not valid", "Valid: gru, lstm"]),
     # image too small for the depth
     ("too deep for 28 px", ["model=simple_cnn", "model.depth=6"], 2, ["shrinks the feature map below 1×1",
                                                                        "at most 4 such stage(s)"]),

@@ -65,8 +65,9 @@ def test_a_failing_sweep_job_does_not_stop_the_others_and_is_listed(tmp_path):
     ("args", "code", "expected"),
     [
         (["model.name=lenet"], 2, "Unknown model 'lenet' (config key `model.name`). Valid model names: alexnet, "
-                                  "densenet, fast_cnn, googlenet, lenet5, locally_connected, mlp, p4cnn, resnet18, "
-                                  "resnet20, simple_cnn, stn, vgg11, vgg16, vit, zfnet. Did you mean 'lenet5'?"),
+                                  "capsnet, densenet, fast_cnn, googlenet, lenet5, locally_connected, mlp, p4cnn, "
+                                  "resnet18, resnet20, rnn, simple_cnn, stn, vgg11, vgg16, vit, zfnet. Did you mean "
+                                  "'lenet5'?"),
         (["model=simple_cnn", "model.depth=6"], 2, "stage 'block5' (conv 3×3 stride 1 + max pool 2×2 stride 2) "
                                                    "receives a 1×1 map"),
         (["data=kmnist", "data.download=false", "paths.data_dir=/nonexistent/cnnlab"], 2,

@@ -1,5 +1,6 @@
-"""The LightningModule: any registered model, cross-entropy, optimizer and schedule from config,
-torchmetrics accuracy (train/val/test), per-class accuracy and a confusion matrix at test."""
+"""The LightningModule: any registered model, the loss `loss=` picks (cnnlab.losses: cross-entropy, or capsule
+networks' margin loss), optimizer and schedule from config, torchmetrics accuracy (train/val/test), per-class accuracy
+and a confusion matrix at test."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from cnnlab.errors import CnnlabError, NonFiniteLossError
 from cnnlab.lightning_compat import mark_metric_updated, restore_loader_state
+from cnnlab.losses import Objective
 from cnnlab.models import create_model
 from cnnlab.models.registry import NATIVE
 from cnnlab.optim import build_optimizer, build_scheduler
@@ -69,6 +70,7 @@ class ImageClassifier(L.LightningModule):
         class_names: list[str] | None = None,
         tta: str = "none",
         channels_last: bool = False,
+        loss: str | None = None,  # null: the model's own (margin for capsnet, cross_entropy for the rest)
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -81,7 +83,8 @@ class ImageClassifier(L.LightningModule):
         self.tta, self.channels_last = tta, channels_last
         if channels_last:  # NHWC: what oneDNN (CPU) and tensor cores run convs fastest on
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        # the loss of the outputs plus the model's own auxiliary loss (capsnet's reconstruction), if it has one
+        self.criterion = Objective(loss, self.net.output_kind, label_smoothing)
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         # validate_args=False: checking every training step's targets is costly
         self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
@@ -112,6 +115,7 @@ class ImageClassifier(L.LightningModule):
             class_names=datamodule.class_names,
             tta=cfg.get("tta", "none"),
             channels_last=cfg.get("channels_last", False),
+            loss=cfg.get("loss"),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +142,7 @@ class ImageClassifier(L.LightningModule):
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, y = batch
         logits = self.evaluate(x) if evaluate else self(x)
-        return self.criterion(logits, y), logits.argmax(dim=1), y
+        return self.criterion(self.net, x, logits, y), logits.argmax(dim=1), y
 
     def training_step(self, batch, batch_idx):
         # Each self.log costs ~0.5 ms of Lightning bookkeeping, a third of a small model's step on a CPU, and

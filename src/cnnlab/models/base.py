@@ -50,6 +50,10 @@ class StagedModel(nn.Module):
     """Subclasses call `add_stage` while building; each stage is traced on a zero image right away,
     so a setting that shrinks the feature map below 1×1 fails at construction with names and sizes."""
 
+    #: what `forward` returns: "logits" (scores for a softmax), or "lengths" (capsule lengths in [0, 1), capsnet):
+    #: the loss a run picks under `loss=null` (cnnlab.losses)
+    output_kind = "logits"
+
     def __init__(self, model_name: str, input_shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.model_name = model_name
@@ -102,6 +106,11 @@ class StagedModel(nn.Module):
         for stage in self.stages.values():
             x = stage(x)
         return x
+
+    def auxiliary_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """A term the model adds to the training objective for the images `x` (labels `y`) it has just run forward
+        on, as capsnet's reconstruction error; None (the default) for none."""
+        return None
 
     def named_stages(self) -> list[tuple[str, nn.Module]]:
         """The layers pictures and probes look at, in forward order."""

@@ -17,7 +17,8 @@ def filter_layers(net: nn.Module) -> list[tuple[str, torch.Tensor, str]]:
     """(name, weight (out, in, kh, kw), note) for every layer with spatial filters, in construction order.
 
     A locally connected layer shows its centre position's filters; a model with no filters at all (MLP)
-    shows its first linear layer's rows as input-shaped images, the MLP's own kind of filter."""
+    shows its first linear layer's rows as input-shaped images, the MLP's own kind of filter; a recurrent model
+    reading rows (rnn) its first layer's input weights, one row-shaped (1 × width) filter per gate unit."""
     found = []
     for name, module in net.named_modules():
         name = name.removeprefix("stages.")
@@ -27,12 +28,18 @@ def filter_layers(net: nn.Module) -> list[tuple[str, torch.Tensor, str]]:
             k, centre = module.kernel_size, module.weight.shape[0] // 2
             weight = module.weight.detach()[centre].reshape(module.out_channels, -1, k, k)
             found.append((name, weight, " (the centre position's; each position has its own)"))
-    if not found:
-        shape = getattr(net, "input_shape", None)
+    shape = getattr(net, "input_shape", None)
+    if not found and shape is not None:
         first = next((m for m in net.modules() if isinstance(m, nn.Linear)), None)
-        if shape is not None and first is not None and first.in_features == math.prod(shape):
+        if first is not None and first.in_features == math.prod(shape):
             name = next(n for n, m in net.named_modules() if m is first).removeprefix("stages.")
             found.append((name, first.weight.detach().reshape(-1, *shape), " (rows of the first linear layer)"))
+    if not found and shape is not None:
+        name, rnn = next(((n, m) for n, m in net.named_modules() if isinstance(m, nn.RNNBase)), ("", None))
+        if rnn is not None and rnn.input_size == shape[0] * shape[-1]:
+            weight = rnn.weight_ih_l0.detach().reshape(-1, shape[0], 1, shape[-1])
+            found.append((name.removeprefix("stages."), weight,
+                          " (the recurrent layer's input weights: each gate unit's filter over one image row)"))
     return found
 
 

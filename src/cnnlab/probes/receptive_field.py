@@ -117,7 +117,10 @@ def _window(func, args: tuple, kwargs: dict) -> tuple[int, int, int] | None:
 
 
 _ADAPTIVE = (F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.adaptive_max_pool2d_with_indices)
-_GLOBAL = (F.grid_sample, F.multi_head_attention_forward, F.scaled_dot_product_attention)
+_GLOBAL = (F.grid_sample, F.multi_head_attention_forward, F.scaled_dot_product_attention,
+           # a recurrent layer reading rows (model=rnn): each step mixes a whole row, so its state after any row
+           # spans every column; the smallest square holding that band of rows is the whole image
+           torch.gru, torch.lstm, torch.rnn_tanh, torch.rnn_relu)
 _REDUCE = {"mean", "sum", "amax", "amin", "logsumexp"}
 
 
