@@ -33,7 +33,8 @@ def normalised(digits: torch.Tensor) -> torch.Tensor:
 
 def test_squash_keeps_the_direction_and_maps_lengths_into_0_1():
     g = torch.Generator().manual_seed(0)
-    s = torch.randn(500, 16, generator=g, dtype=torch.float64) * torch.logspace(-3, 3, 500, dtype=torch.float64)[:, None]
+    scales = torch.logspace(-3, 3, 500, dtype=torch.float64)[:, None]
+    s = torch.randn(500, 16, generator=g, dtype=torch.float64) * scales
     v = squash(s)
     length_in, length_out = s.norm(dim=1), v.norm(dim=1)
     assert torch.allclose(F.cosine_similarity(v, s, dim=1), torch.ones(500, dtype=torch.float64))
