@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -131,8 +133,12 @@ def test_sigterm_saves_a_checkpoint_and_resume_ends_with_the_uninterrupted_metri
     proc.send_signal(signal.SIGTERM)  # what a scheduler sends before it kills
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr[-3000:]
-    stopped_at = ckpt_step(run_dir / "checkpoints" / "resume.ckpt")
-    assert f"Stopped by SIGTERM at step {stopped_at}" in " ".join(stderr.split())
+    said = " ".join(stderr.split())
+    stopped = re.search(r"Stopped by SIGTERM at step (\d+)", said)
+    assert stopped, said[-3000:]
+    stopped_at = int(stopped.group(1))
+    # resume.ckpt: saved at the stop, or (stopped inside validation) the one from before it
+    assert ckpt_step(run_dir / "checkpoints" / "resume.ckpt") <= stopped_at
     assert "resume=true" in stderr and "Traceback" not in stderr
     assert (run_dir / "error.txt").exists()
 
@@ -144,6 +150,41 @@ def test_sigterm_saves_a_checkpoint_and_resume_ends_with_the_uninterrupted_metri
     # Once finished, resume=true starts a new run: the same line can be requeued for ever.
     again = run_cli(*RUN, "trainer.max_epochs=1", "resume=true", cwd=tmp_path)
     assert again.returncode == 0 and len(list((tmp_path / "logs" / "runs").glob("*/*"))) == 2
+
+
+#: cnnlab-train with one more callback that sends the process SIGTERM in the middle of epoch 1's validation
+STOP_IN_VALIDATION = """
+import os, signal, sys
+from lightning.pytorch.callbacks import Callback
+import cnnlab.callbacks
+class StopInValidation(Callback):
+    def on_validation_batch_end(self, trainer, *args, **kwargs):
+        if not trainer.sanity_checking and trainer.current_epoch == 1 and not trainer.received_sigterm:
+            os.kill(os.getpid(), signal.SIGTERM)
+build = cnnlab.callbacks.build_callbacks
+cnnlab.callbacks.build_callbacks = lambda *args, **kwargs: [*build(*args, **kwargs), StopInValidation()]
+from cnnlab.train import cli
+sys.argv[0] = "cnnlab-train"
+cli()
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_inside_validation_resumes_from_the_checkpoint_before_it_and_loses_no_val_row(
+        tmp_path, uninterrupted, uninterrupted_dir):
+    """A checkpoint taken inside validation would hold none of its metrics, and Lightning would resume past it:
+    the stop leaves the checkpoint from before, and the resumed run validates that epoch again (CI, 2026-12-04)."""
+    stopped = subprocess.run([sys.executable, "-c", STOP_IN_VALIDATION, *RUN], cwd=tmp_path, env=user_env(),
+                             capture_output=True, text=True, timeout=300)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    said = " ".join((stopped.stdout + stopped.stderr).split())
+    assert "Stopped by SIGTERM at step 80" in said and "stopped during validation at step 80" in said, said[-3000:]
+    run_dir = one_run_dir(tmp_path)
+    assert ckpt_step(run_dir / "checkpoints" / "resume.ckpt") < 80  # the periodic one from before validation
+    done = run_cli(*RUN, "resume=true", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert final_metrics(results(run_dir)) == final_metrics(uninterrupted)
+    assert logged_history(run_dir) == logged_history(uninterrupted_dir)
 
 
 @pytest.mark.slow

@@ -4,8 +4,9 @@ of the run's logged history each resume point stands on.
 resume.ckpt is written every `every_n_steps` optimizer steps (a kill -9 loses at most about that many; a step whose
 batch Lightning logs right after the hooks, or the last of an epoch, passes it to the next step, so nothing logged
 before a checkpoint is logged after it), and when the run is stopped by SIGTERM (a scheduler's notice), Ctrl-C or a
-crash. Never with nan weights: a run whose loss went nan keeps the checkpoint from before. Lightning's checkpoint
-IO writes to a temporary file and renames it, so a kill during the write leaves the previous file whole.
+crash, except inside validation (the checkpoint from before it stands). Never with nan weights: a run whose loss
+went nan keeps the checkpoint from before. Lightning's checkpoint IO writes to a temporary file and renames it, so
+a kill during the write leaves the previous file whole.
 
 Before each checkpoint counts, the loggers write out what they hold, and logged.json records, per checkpoint, its
 step and how many rows each logger had written then: resume=true goes on only from a checkpoint whose history is
@@ -95,6 +96,13 @@ class ResumeCheckpoint(Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if trainer.state.fn != "fit" or trainer.global_step == 0 or isinstance(exception, NonFiniteLossError):
+            return
+        if trainer.validating:
+            # Stopped inside validation: a checkpoint now would hold none of the validation's metrics, and Lightning
+            # takes a checkpoint after an epoch's last batch as one saved after its validation, so a resume would
+            # skip it and lose the epoch's val rows (CI, 2026-12-04). The checkpoint from before the stop stands.
+            rank_zero_info(f"cnnlab: stopped during validation at step {trainer.global_step}; resume=true goes on "
+                           "from the checkpoint before it")
             return
         try:
             self._save(trainer, pl_module, type(exception).__name__)
