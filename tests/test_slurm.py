@@ -132,6 +132,9 @@ def stop_and_start_again(env: dict[str, str], stop: list[str], job_id: str) -> N
     slurm(env, *stop, job_id)
     wait_for("the job back in the queue",
              lambda: slurm(env, "squeue", "-h", "-j", job_id, "-o", "%T").strip() == "PENDING", timeout=120)
+    # slurmd revokes the stopped start's credential with a time in whole seconds, and refuses a start whose
+    # credential falls in the same second ("Job credential revoked": the requeued job then FAILS, CI 2026-12-04)
+    time.sleep(2.0)
     slurm(env, "scontrol", "update", f"JobId={job_id}", "StartTime=now")
 
 
