@@ -143,6 +143,14 @@ def test_unshared_parameters_of_one_conv_by_hand():
     assert unshared_parameters(net, net.input_shape) == (4 * 9 + 4) * 8 * 8
 
 
+def test_an_rnn_without_weight_sharing_has_its_recurrent_weights_once_per_row():
+    net = create_model("rnn", num_classes=10, in_channels=1, image_size=28, depth=2, width=8, cell="lstm")
+    recurrent = (4 * 8 * (28 + 8 + 2)) + (4 * 8 * (8 + 8 + 2))  # 2 LSTM layers: 4 gates of (input + hidden + biases)
+    assert sum(p.numel() for p in net.parameters()) == recurrent + 8 * 10 + 10
+    # read in 4 stages of 7 rows, the same layer throughout: without sharing, a copy for each of the 28 rows
+    assert unshared_parameters(net, net.input_shape) == recurrent * 28 + 8 * 10 + 10
+
+
 # --- a real run with every probe ------------------------------------------------------------------------
 
 STAGES = ("block1", "block2", "block3", "gap", "logits")

@@ -11,14 +11,20 @@ from cnnlab.pictures.render import Picture, figure, figure_to_array
 
 @torch.no_grad()
 def unshared_parameters(net: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """The parameters `net` would have if every conv kept a separate filter bank (and bias) for each
-    output position — the locally connected equivalent; everything else counts as it is."""
-    outputs: dict[nn.Module, int] = {}
+    """The parameters `net` would have without weight sharing: every conv with a separate filter bank (and bias)
+    for each output position (the locally connected equivalent), every recurrent layer (a GRU or LSTM reading
+    rows) with separate weights for each step it takes; everything else counts as it is."""
+    uses: dict[nn.Module, int] = {}
 
     def positions(module: nn.Module, _, out: torch.Tensor) -> None:
-        outputs[module] = out.shape[-2] * out.shape[-1]
+        uses[module] = out.shape[-2] * out.shape[-1]
+
+    def steps(module: nn.RNNBase, inputs: tuple, _) -> None:
+        sequence = inputs[0]
+        uses[module] = uses.get(module, 0) + sequence.shape[1 if module.batch_first else 0]  # summed over calls
 
     hooks = [m.register_forward_hook(positions) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    hooks += [m.register_forward_hook(steps) for m in net.modules() if isinstance(m, nn.RNNBase)]
     was_training = net.training
     try:
         net.eval()
@@ -28,11 +34,8 @@ def unshared_parameters(net: nn.Module, input_shape: tuple[int, ...]) -> int:
         net.train(was_training)
         for h in hooks:
             h.remove()
-    total = 0
-    for module in net.modules():
-        own = sum(p.numel() for p in module.parameters(recurse=False))
-        total += own * outputs.get(module, 1) if isinstance(module, nn.Conv2d) else own
-    return total
+    return sum(sum(p.numel() for p in module.parameters(recurse=False)) * uses.get(module, 1)
+               for module in net.modules())
 
 
 def weight_sharing_numbers(net: nn.Module, input_shape: tuple[int, ...], accuracy: float | None) -> dict[str, float]:
@@ -57,7 +60,7 @@ def weight_sharing_picture(numbers: dict[str, float], model: str) -> Picture:
     for i, v in enumerate((params, unshared)):
         ax.annotate(f"{v:,.0f}", (i, v), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
     acc = numbers.get("weight_sharing/val_acc")
-    caption = (f"{model}: {params:,.0f} parameters; without weight sharing its convs would need {unshared:,.0f} "
+    caption = (f"{model}: {params:,.0f} parameters; without weight sharing (a filter bank per position, weights per row) it would need {unshared:,.0f} "
                f"({numbers['weight_sharing/sharing_factor']:.1f}×)."
                + (f" Validation accuracy {100 * acc:.2f} %: {numbers['weight_sharing/acc_per_mparam']:.3g} "
                   f"accuracy per million parameters." if acc is not None else ""))
