@@ -60,7 +60,8 @@ def weight_sharing_picture(numbers: dict[str, float], model: str) -> Picture:
     for i, v in enumerate((params, unshared)):
         ax.annotate(f"{v:,.0f}", (i, v), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
     acc = numbers.get("weight_sharing/val_acc")
-    caption = (f"{model}: {params:,.0f} parameters; without weight sharing (a filter bank per position, weights per row) it would need {unshared:,.0f} "
+    caption = (f"{model}: {params:,.0f} parameters; without weight sharing (a filter bank per position, weights "
+               f"per row) it would need {unshared:,.0f} "
                f"({numbers['weight_sharing/sharing_factor']:.1f}×)."
                + (f" Validation accuracy {100 * acc:.2f} %: {numbers['weight_sharing/acc_per_mparam']:.3g} "
                   f"accuracy per million parameters." if acc is not None else ""))
