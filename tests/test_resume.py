@@ -189,6 +189,45 @@ def test_sigterm_inside_validation_resumes_from_the_checkpoint_before_it_and_los
     assert logged_history(run_dir) == logged_history(uninterrupted_dir)
 
 
+#: cnnlab-train with one more callback that sends the process SIGTERM once, at the first sweep job's step 3
+STOP_FIRST_JOB = """
+import os, signal, sys
+from lightning.pytorch.callbacks import Callback
+import cnnlab.callbacks
+class StopOnce(Callback):
+    sent = False
+    def on_train_batch_end(self, trainer, *args, **kwargs):
+        if trainer.global_step == 3 and not StopOnce.sent:
+            StopOnce.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+build = cnnlab.callbacks.build_callbacks
+cnnlab.callbacks.build_callbacks = lambda *args, **kwargs: [*build(*args, **kwargs), StopOnce()]
+from cnnlab.train import cli
+sys.argv[0] = "cnnlab-train"
+cli()
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_sweep_whose_jobs_run_in_this_process_and_resume_goes_on_from_that_job(tmp_path):
+    """With Hydra's basic launcher every job runs in the signalled process: the sweep stops at the stopped job
+    (exit 143) rather than starting the next one (2026-12-04: a SIGTERM'd sweep went on to its next job), and
+    resume=true finishes that job from its checkpoint and runs the rest."""
+    args = ["-m", "seed=1,2", "debug=test", "trainer.max_epochs=1", "trainer.limit_train_batches=8",
+            "callbacks=base", "callbacks.resume_checkpoint.every_n_steps=2", "logger=csv", *QUIET]
+    stopped = subprocess.run([sys.executable, "-c", STOP_FIRST_JOB, *args], cwd=tmp_path, env=user_env(),
+                             capture_output=True, text=True, timeout=300)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    said = " ".join((stopped.stdout + stopped.stderr).split())
+    assert "Stopped by SIGTERM at step 3" in said and "Traceback" not in said, said[-3000:]
+    (sweep,) = (tmp_path / "logs" / "multiruns").glob("*/*")
+    assert (sweep / "0" / "checkpoints" / "resume.ckpt").exists() and not (sweep / "1").exists()
+    done = run_cli(*args, "resume=true", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming" in done.stdout + done.stderr
+    assert all((sweep / job / "results.json").exists() for job in ("0", "1"))
+
+
 @pytest.mark.slow
 def test_a_nan_loss_stops_the_run_naming_the_step_keeps_finite_checkpoints_and_tells_wandb(tmp_path):
     # The step schedule multiplies the rate by 1e10 after epoch 0: epoch 1's first steps blow up for real.

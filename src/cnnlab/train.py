@@ -213,6 +213,18 @@ def requeue_or_fail(err: RunStopped, output_dir: Path) -> int:
     raise SystemExit(err.exit_code)  # not an Exception: submitit writes no result for this start
 
 
+def jobs_run_in_this_process() -> bool:
+    """Whether this sweep runs its jobs one after another in this process (Hydra's basic launcher), not each in a
+    process of its own (parallel, local, slurm)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        target = str(HydraConfig.get().launcher.get("_target_", ""))
+    except ValueError:  # no Hydra run: train() called from Python
+        return False
+    return target.endswith("BasicLauncher")
+
+
 def hparams_metrics(results: dict[str, Any]) -> dict[str, Any]:
     """The final numbers the HParams tab shows: test/* and val/*, without the per-class accuracies."""
     return {k: v for k, v in results.items() if k.startswith(("test/", "val/")) and "/acc_class/" not in k}
@@ -255,7 +267,9 @@ def main(cfg: DictConfig) -> float | None:
     except RunStopped as err:
         output_dir, _, _, multirun = run_identity(cfg)
         code = requeue_or_fail(err, output_dir)
-        if not multirun:
+        if not multirun or jobs_run_in_this_process():
+            # the signal was meant for this process: a sweep run job after job in it stops here too (the jobs
+            # after this one would only start to be stopped); resume=true goes on from this job
             sys.exit(code)
     except CnnlabError as err:
         output_dir, _, _, multirun = run_identity(cfg)
