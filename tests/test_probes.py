@@ -54,6 +54,58 @@ def test_linear_probe_separates_separable_classes_and_not_random_labels():
     assert linear_probe({"again": x}, y, 600, 4)["again"] == acc["separable"]  # deterministic fit
 
 
+# --- the probes' forward passes ---------------------------------------------------------------------------
+
+def test_the_probes_forward_twin_gives_the_networks_outputs_and_follows_its_weights(mnist_digits):
+    """Probes run forward passes through an NHWC copy (faster on CPU convs): the same outputs and stage
+    features as the network, refreshed when the weights change, and the network itself where it has no convs."""
+    from cnnlab.probes.features import forward_twin, stage_features
+
+    net = create_model("simple_cnn", num_classes=10, in_channels=1, image_size=28, depth=2, width=8).eval()
+    x = mnist_digits[:64]
+    twin = forward_twin(net, x)
+    assert twin is not net and forward_twin(net, x) is twin  # one copy while the weights stand
+    with torch.no_grad():
+        assert torch.allclose(twin(x), net(x), atol=1e-5)
+        ours, theirs = stage_features(twin, x), stage_features(net, x)
+        assert list(ours) == list(theirs) and all(torch.allclose(ours[k], theirs[k], atol=1e-5) for k in ours)
+        next(net.parameters()).add_(0.5)  # what an optimiser step does: in place
+    fresh = forward_twin(net, x)
+    assert fresh is not twin
+    with torch.no_grad():
+        assert torch.allclose(fresh(x), net(x), atol=1e-5) and not torch.allclose(twin(x), net(x), atol=1e-3)
+    mlp = create_model("mlp", num_classes=10, in_channels=1, image_size=28).eval()
+    assert forward_twin(mlp, x) is mlp
+
+
+def test_translation_and_rotation_predict_one_turn_once_with_the_same_numbers(mnist_digits):
+    """±180° is one turn and shift 0 is no shift: measured once, the numbers equal a prediction per angle/draw."""
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    from cnnlab.probes.translation import predict
+
+    net = create_model("simple_cnn", num_classes=10, in_channels=1, image_size=28, depth=2, width=8).eval()
+    x, y = mnist_digits[:128], torch.randint(0, 10, (128,), generator=torch.Generator().manual_seed(1))
+    calls = []
+    net.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    accuracy = rotation_accuracy(net, x, y, [-180, -90, 0, 90, 180])
+    assert len(calls) == 4
+    for angle in (-180, -90, 90, 180):
+        turned = TF.rotate(x, float(angle), InterpolationMode.BILINEAR, fill=float(x.amin()))
+        assert accuracy[float(angle)] == float((predict(net, turned) == y).double().mean())
+    assert accuracy[0.0] == float((predict(net, x) == y).double().mean())
+    calls.clear()
+    result = shift_robustness(net, x, y, 2, torch.Generator().manual_seed(0))
+    assert len(calls) == 5 and result[0][1] == 1.0  # 1 + 2 + 2 predictions, not 6
+    g = torch.Generator().manual_seed(0)
+    for s in range(3):  # the same draws as one prediction per draw would use
+        draws = [torch.randint(-s, s + 1, (len(x),), generator=g) for _ in range(4)]
+        first = predict(net, circular_shift(x, draws[0], draws[1]))
+        second = predict(net, circular_shift(x, draws[2], draws[3]))
+        assert result[s] == (float((first == y).double().mean()), float((first == second).double().mean()))
+
+
 # --- translation ----------------------------------------------------------------------------------------
 
 def test_circular_shift_is_torch_roll_per_image():
@@ -116,14 +168,16 @@ def test_the_folded_linear_map_equals_the_identity_activation_network(model, opt
     net.eval()
     x = nn.functional.pad(mnist_digits[:64], [(size - 28) // 2] * 4)
     result = linearity(net, x, torch.zeros(64, dtype=torch.long))
-    assert result["relative_diff"] < 1e-10
+    assert result["relative_diff"] < 1e-10 and result["dtype"] == "torch.float64"  # float32's gap was refolded
     a, b = fold_affine(net.double(), tuple(x.shape[1:]))
     assert torch.allclose(folded_output(a, b, x).float(), net.float()(x), atol=1e-4, rtol=1e-4)
 
 
 def test_a_relu_network_is_not_one_linear_map(mnist_digits):
     net = create_model("simple_cnn", num_classes=10, in_channels=1, image_size=28, depth=2, width=8).eval()
-    assert linearity(net, mnist_digits[:64], torch.zeros(64, dtype=torch.long))["relative_diff"] > 1e-3
+    result = linearity(net, mnist_digits[:64], torch.zeros(64, dtype=torch.long))
+    assert result["relative_diff"] > 1e-3
+    assert result["dtype"] == "torch.float32"  # far beyond rounding: the float32 fold answers alone
 
 
 # --- weight sharing -------------------------------------------------------------------------------------

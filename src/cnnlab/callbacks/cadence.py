@@ -53,6 +53,14 @@ class CadenceCallback(Callback):
         """The first `count` validation images and labels, on the CPU (read once per run)."""
         return probe_images(validation_set(trainer), count)
 
+    @staticmethod
+    def forward_net(pl_module: L.LightningModule, x: torch.Tensor) -> torch.nn.Module:
+        """The network for forward passes without gradients: its NHWC twin where that is faster and gives the
+        same outputs (probes/features.py), one copy shared by every picture and probe until the weights change."""
+        from cnnlab.probes.features import forward_twin
+
+        return forward_twin(pl_module.net, x)
+
     def _emit(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
         self._looked_at = trainer.global_step
         if not trainer.is_global_zero:

@@ -96,7 +96,8 @@ class ExamplePictures(PictureCallback):
         from cnnlab.pictures.dataset_examples import dataset_examples
 
         x, y = self.images(trainer, self.count)
-        pictures, _ = dataset_examples(pl_module.net, x, y, pl_module.class_names, self.channels, self.k)
+        net = self.forward_net(pl_module, x)
+        pictures, _ = dataset_examples(net, x, y, pl_module.class_names, self.channels, self.k)
         return pictures
 
 
@@ -157,7 +158,8 @@ class MistakePictures(PictureCallback):
         from cnnlab.pictures.render import colourise, image_cell
 
         x, y = self.images(trainer, self.count)
-        rows = verdicts(y, probabilities(pl_module.net, x), pl_module.class_names, self.worst, self.per_class)
+        p = probabilities(self.forward_net(pl_module, x), x)
+        rows = verdicts(y, p, pl_module.class_names, self.worst, self.per_class)
         images = [colourise(image_cell(x[r.index].numpy())) for r in rows]
         log_image_table(trainer.loggers, "mistakes/table", images, [r.row() for r in rows], trainer.global_step)
         picture = gallery_picture(x, rows, len(x))

@@ -92,9 +92,10 @@ class LinearProbe(ProbeCallback):
 
         (x_train, y_train), (x_test, y_test) = self.split(trainer, self.train_images, self.test_images)
         x, y = torch.cat([x_train, x_test]), torch.cat([y_train, y_test])
-        features = {"input": x.flatten(1), **stage_features(pl_module.net, x, self.grid)}
+        net = self.forward_net(pl_module, x)
+        features = {"input": x.flatten(1), **stage_features(net, x, self.grid)}
         accuracy = linear_probe(features, y, len(x_train), len(pl_module.class_names))
-        network = float((predict(pl_module.net, x_test) == y_test).double().mean())
+        network = float((predict(net, x_test) == y_test).double().mean())
         numbers = {f"linear_probe/{name}": acc for name, acc in accuracy.items()}
         numbers["linear_probe/network"] = network
         return numbers, [linear_probe_picture(accuracy, network)]
@@ -123,7 +124,7 @@ class CKAProbe(ProbeCallback):
         from cnnlab.probes.features import stage_features
 
         x, _ = self.images(trainer, self.count)
-        own = stage_features(pl_module.net, x)
+        own = stage_features(self.forward_net(pl_module, x), x)
         if self.save_grams:  # for CKA across runs later (reports: layer correspondence between seeds)
             save_grams(own, self.output_dir / "probes" / GRAMS_FILE)
         other = None
@@ -191,7 +192,8 @@ class TranslationProbe(ProbeCallback):
         from cnnlab.probes.translation import shift_robustness, translation_numbers, translation_picture
 
         x, y = self.images(trainer, self.count)
-        result = shift_robustness(pl_module.net, x, y, self.max_shift, torch.Generator().manual_seed(self.seed))
+        generator = torch.Generator().manual_seed(self.seed)
+        result = shift_robustness(self.forward_net(pl_module, x), x, y, self.max_shift, generator)
         return translation_numbers(result), [translation_picture(result)]
 
 
@@ -217,7 +219,7 @@ class RotationProbe(ProbeCallback):
 
         x, y = self.images(trainer, self.count)
         angles = sorted({*range(0, 181, self.step), *range(0, -181, -self.step), 180, -180})
-        accuracy = rotation_accuracy(pl_module.net, x, y, angles)
+        accuracy = rotation_accuracy(self.forward_net(pl_module, x), x, y, angles)
         filters = first_conv_filters(pl_module.net)
         similarity = None if filters is None else filter_rotation_similarity(
             filters, torch.Generator().manual_seed(self.seed))
@@ -241,7 +243,7 @@ class LinearityProbe(ProbeCallback):
         from cnnlab.probes.linearity import linearity, linearity_numbers, linearity_picture
 
         train, (x_test, y_test) = self.split(trainer, self.train_images, self.test_images)
-        result = linearity(pl_module.net, x_test, y_test)
+        result = linearity(self.forward_net(pl_module, x_test), x_test, y_test)
         plain = linear_accuracy(train, (x_test, y_test), len(pl_module.class_names))
         picture = linearity_picture(result, tuple(x_test.shape[1:]), plain, pl_module.class_names)
         return linearity_numbers(result, plain), [picture]

@@ -20,8 +20,13 @@ def rotation_accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, angles: 
     """{angle: accuracy} with every image rotated by `angle` degrees (counter-clockwise, bilinear); the
     corners that come into view take the batch's darkest value, the background of normalised digits."""
     fill = float(x.amin())
-    return {float(a): float((predict(net, TF.rotate(x, float(a), InterpolationMode.BILINEAR, fill=fill)) == y)
-                            .double().mean()) for a in angles}
+    by_turn: dict[float, float] = {}  # ±180° (and 0° / 360°) are one turn: the same images, predicted once
+    for a in angles:
+        turn = float(a) % 360.0
+        if turn not in by_turn:
+            rotated = x if turn == 0.0 else TF.rotate(x, float(a), InterpolationMode.BILINEAR, fill=fill)
+            by_turn[turn] = float((predict(net, rotated) == y).double().mean())
+    return {float(a): by_turn[float(a) % 360.0] for a in angles}
 
 
 def first_conv_filters(net: nn.Module) -> torch.Tensor | None:
