@@ -154,21 +154,30 @@ def test_sigterm_saves_a_checkpoint_and_resume_ends_with_the_uninterrupted_metri
     assert again.returncode == 0 and len(list((tmp_path / "logs" / "runs").glob("*/*"))) == 2
 
 
-#: cnnlab-train with one more callback that sends the process SIGTERM in the middle of epoch 1's validation
-STOP_IN_VALIDATION = """
+def stopping_cli(hook: str, when: str) -> str:
+    """A script that runs cnnlab-train with one more callback: its `hook` sends the process SIGTERM once, the
+    first time `when` (an expression of `trainer`) holds."""
+    return f"""
 import os, signal, sys
 from lightning.pytorch.callbacks import Callback
 import cnnlab.callbacks
-class StopInValidation(Callback):
-    def on_validation_batch_end(self, trainer, *args, **kwargs):
-        if not trainer.sanity_checking and trainer.current_epoch == 1 and not trainer.received_sigterm:
+class Stop(Callback):
+    sent = False
+    def {hook}(self, trainer, *args, **kwargs):
+        if ({when}) and not Stop.sent:
+            Stop.sent = True
             os.kill(os.getpid(), signal.SIGTERM)
 build = cnnlab.callbacks.build_callbacks
-cnnlab.callbacks.build_callbacks = lambda *args, **kwargs: [*build(*args, **kwargs), StopInValidation()]
+cnnlab.callbacks.build_callbacks = lambda *args, **kwargs: [*build(*args, **kwargs), Stop()]
 from cnnlab.train import cli
 sys.argv[0] = "cnnlab-train"
 cli()
 """
+
+
+#: SIGTERM in the middle of epoch 1's validation
+STOP_IN_VALIDATION = stopping_cli("on_validation_batch_end",
+                                  "not trainer.sanity_checking and trainer.current_epoch == 1")
 
 
 @pytest.mark.slow
@@ -189,23 +198,8 @@ def test_sigterm_inside_validation_resumes_from_the_checkpoint_before_it_and_los
     assert logged_history(run_dir) == logged_history(uninterrupted_dir)
 
 
-#: cnnlab-train with one more callback that sends the process SIGTERM once, at the first sweep job's step 3
-STOP_FIRST_JOB = """
-import os, signal, sys
-from lightning.pytorch.callbacks import Callback
-import cnnlab.callbacks
-class StopOnce(Callback):
-    sent = False
-    def on_train_batch_end(self, trainer, *args, **kwargs):
-        if trainer.global_step == 3 and not StopOnce.sent:
-            StopOnce.sent = True
-            os.kill(os.getpid(), signal.SIGTERM)
-build = cnnlab.callbacks.build_callbacks
-cnnlab.callbacks.build_callbacks = lambda *args, **kwargs: [*build(*args, **kwargs), StopOnce()]
-from cnnlab.train import cli
-sys.argv[0] = "cnnlab-train"
-cli()
-"""
+#: SIGTERM at the first sweep job's step 3 (every job runs in the same process)
+STOP_FIRST_JOB = stopping_cli("on_train_batch_end", "trainer.global_step == 3")
 
 
 @pytest.mark.slow

@@ -114,7 +114,8 @@ class AttributionPictures(PictureCallback):
 
         x, y = self.probe(trainer, pl_module)
         patch = min(self.patch, x.shape[-1])
-        picture, _ = attribution_picture(pl_module.net, x, y, self.labels(pl_module, y), patch, self.stride)
+        picture, _ = attribution_picture(pl_module.net, x, y, self.labels(pl_module, y), patch, self.stride,
+                                         forward_net=self.forward_net(pl_module, x))
         return [picture]
 
 

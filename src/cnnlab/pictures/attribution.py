@@ -123,11 +123,14 @@ def signed_cell(gradient: np.ndarray) -> np.ndarray:
 
 
 def attribution_picture(net: nn.Module, x: torch.Tensor, target: torch.Tensor, labels: Sequence[str],
-                        patch: int = 7, stride: int = 2) -> tuple[Picture, dict[str, np.ndarray]]:
+                        patch: int = 7, stride: int = 2,
+                        forward_net: nn.Module | None = None) -> tuple[Picture, dict[str, np.ndarray]]:
     """A column per probe image; rows: the input, its occlusion map (probability 0 … 1, one fixed scale for
     all), its saliency map, Grad-CAM on the image and guided backprop (each image on its own scale). A model
-    without a conv stage or without ReLUs loses that row, and the caption says why. Also returns the maps."""
-    maps = {"occlusion": occlusion_map(net, x, target, patch, stride), "saliency": saliency_map(net, x, target)}
+    without a conv stage or without ReLUs loses that row, and the caption says why. Also returns the maps.
+    `forward_net`: the same network for the occlusion's forward passes (the probes' faster twin), else `net`."""
+    maps = {"occlusion": occlusion_map(forward_net or net, x, target, patch, stride),
+            "saliency": saliency_map(net, x, target)}
     images = x.detach().cpu().numpy()
     cells = [image_cell(image) for image in images]
     cells += [colourise(m, "magma") / 255 for m in maps["occlusion"]]
