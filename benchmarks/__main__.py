@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         ratios.append(cifar.measure_decode(**pairs))
     if "cifar_pictures" in chosen:
         say("cifar_pictures: a 5-epoch CIFAR-10 simple_cnn run with every picture and probe vs callbacks=base")
-        ratios.append(logging_cost.measure_cifar_pictures(**pairs))
+        ratios.extend(logging_cost.measure_cifar_pictures(**pairs))
     if "cifar10_fast" in chosen:
         budgets = [int(b) for b in args.budgets.split(",")]
         seeds = [int(s) for s in args.seeds.split(",")]

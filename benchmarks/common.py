@@ -117,6 +117,7 @@ class Timed:
 
     seconds: float
     test_acc: float
+    results: dict = field(default_factory=dict)  # the run's results.json
 
 
 def timed_run(overrides: list[str]) -> Timed:
@@ -130,7 +131,8 @@ def timed_run(overrides: list[str]) -> Timed:
     if done.returncode != 0 or not results.is_file():
         raise RuntimeError(f"cnnlab-train {' '.join(overrides)} failed (exit {done.returncode}):\n"
                            f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return Timed(seconds, json.loads(results.read_text())["test/acc"])
+    saved = json.loads(results.read_text())
+    return Timed(seconds, saved["test/acc"], saved)
 
 
 def cli() -> str:

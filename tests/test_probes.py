@@ -245,6 +245,10 @@ def test_every_probe_number_is_in_the_run_dir(probes_run):
         (line,) = (probes_run["dir"] / "probes" / f"{probe}.jsonl").read_text().splitlines()
         record = json.loads(line)
         assert record["tag"] == "final" and record["numbers"].items() <= numbers.items()
+    # what the probes cost the run, all told: at least their own timings, and less than the run
+    spent = probes_run["results"]["perf/pictures_probes_s"]
+    own = sum(v for k, v in numbers.items() if k.startswith("probe_seconds/"))
+    assert own <= spent < probes_run["results"]["wall_time_s"], (own, spent)
 
 
 @pytest.mark.slow

@@ -237,16 +237,20 @@ def probe_summary(output_dir: Path) -> dict[str, Any]:
 
 
 def collect_results(trainer, module, output_dir: Path, best: str, seconds: float) -> dict[str, Any]:
+    from cnnlab.callbacks.cadence import CadenceCallback
     from cnnlab.callbacks.throughput import Throughput
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("test/", "val/"))}
     speed = next((cb.epochs[-1] for cb in trainer.callbacks if isinstance(cb, Throughput) and cb.epochs), None)
+    looks = [cb.seconds for cb in trainer.callbacks if isinstance(cb, CadenceCallback)]
     hp = module.hparams
     score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     return {
         **metrics,
         **({"val/best": float(score)} if score is not None else {}),
         **({"perf/step_ms": speed["step_ms"], "perf/images_per_s": speed["images_per_s"]} if speed else {}),
+        # the pictures' and probes' own time in this process (this start of the run, rank 0)
+        **({"perf/pictures_probes_s": round(sum(looks), 2)} if looks else {}),
         "model": hp.model["name"],
         "dataset": trainer.datamodule.label if trainer.datamodule is not None else None,
         "params": sum(p.numel() for p in module.net.parameters()),

@@ -4,6 +4,7 @@ model in eval mode. Subclasses say what to do then (`look`)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ class CadenceCallback(Callback):
         self.every_n_epochs = self.whole("every_n_epochs", every_n_epochs or 0, least=0,
                                          meaning="0: only when training ends")
         self._looked_at: int | None = None
+        self.seconds = 0.0  # spent drawing or measuring in this process: results.json's perf/pictures_probes_s
         self._probe: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def whole(self, option: str, value: Any, least: int = 1, meaning: str = "") -> int:
@@ -65,8 +67,10 @@ class CadenceCallback(Callback):
         self._looked_at = trainer.global_step
         if not trainer.is_global_zero:
             return
+        started = time.perf_counter()
         with evaluating(pl_module):
             self.look(trainer, pl_module, tag)
+        self.seconds += time.perf_counter() - started
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:

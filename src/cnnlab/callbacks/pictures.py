@@ -7,6 +7,7 @@ it was."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,9 @@ class ReportPictures(PictureCallback):
             return
         from cnnlab.pictures.report import confusion_picture
 
+        started = time.perf_counter()
         publish([confusion_picture(matrix, pl_module.class_names)], trainer, self.output_dir, "test")
+        self.seconds += time.perf_counter() - started
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "history": self.history}
