@@ -63,7 +63,7 @@ check: lint ## the quick inner loop, ~2.5 min on 2 cores: lint + the tests not m
 test: lint ## lint + every test, the slow ones too: what CI runs (.ci/run), 13-15 min on 2 cores (reads the CIFAR-10 copy in ../shared)
 	$(VENV)/bin/pytest $(ARGS)
 
-bench: install ## speed ratios side by side (5 pairs after a warm-up, median and min-max): overhead, data, logging, sweep, CIFAR-10, pictures on CIFAR-10, the cifar10_fast frontier, the explorer's redraw in Chromium (72 min here on 2026-12-02 before cifar_pictures, which adds about 50; ARGS="--only overhead")
+bench: install ## speed ratios side by side (5 pairs after a warm-up, median and min-max): overhead, data, logging, sweep, CIFAR-10, pictures on CIFAR-10, the cifar10_fast frontier, the explorer's redraw in Chromium (72 min here on 2026-12-02 before cifar_pictures, which adds about 30, and cifar_pictures_untimed about 3; ARGS="--only overhead")
 	$(PY) -m benchmarks $(ARGS)
 
 clean-logs: ## delete logs/ (all runs, checkpoints and offline W&B runs!)

@@ -21,7 +21,9 @@ RESULTS = Path(__file__).parent / "results"
 README = Path(__file__).parent / "README.md"
 TARGET_SECONDS, TARGET_ACC = 60.0, 0.99
 ALL = ("overhead", "data", "logging", "sweep", "cifar_overhead", "cifar_data", "decode", "cifar_pictures",
-       "cifar10_fast", "explore")
+       "cifar_pictures_untimed", "cifar10_fast", "explore")
+#: the table's row order: ALL's, with the rows a measure adds beside its own
+ROWS = ("overhead", "data", "logging", "pictures+probes", *ALL[3:8], "cifar_pictures_in_run", *ALL[8:])
 EXPLORE_TARGET_MS = 100.0
 #: the epoch budgets of the cifar10_fast frontier, and the seeds each is run with
 BUDGETS, SEEDS = (4, 8, 12, 16), (0, 1)
@@ -75,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     if "cifar_pictures" in chosen:
         say("cifar_pictures: a 5-epoch CIFAR-10 simple_cnn run with every picture and probe vs callbacks=base")
         ratios.extend(logging_cost.measure_cifar_pictures(**pairs))
+    if "cifar_pictures_untimed" in chosen:
+        say("cifar_pictures_untimed: what cifar_pictures_in_run cannot see (imports, setup, teardown), in 2-step runs")
+        ratios.append(logging_cost.measure_untimed(**pairs))
     if "cifar10_fast" in chosen:
         budgets = [int(b) for b in args.budgets.split(",")]
         seeds = [int(s) for s in args.seeds.split(",")]
@@ -139,7 +144,7 @@ def merge(ratios: list[Ratio], extra: dict, chosen: list[str], saved_file: Path)
     saved = json.loads(saved_file.read_text())
     names = {r.name for r in ratios}
     kept = [Ratio.from_dict(d, saved.get("date", "")) for d in saved.get("ratios", []) if d["name"] not in names]
-    order = {name: i for i, name in enumerate(["overhead", "data", "logging", "pictures+probes", *ALL[3:]])}
+    order = {name: i for i, name in enumerate(ROWS)}
     merged = sorted([*ratios, *kept], key=lambda r: order.get(r.name, len(order)))
     for measure, keys in EXTRAS.items():
         if measure not in chosen:
