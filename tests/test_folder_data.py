@@ -26,6 +26,7 @@ from cnnlab.data import folder as folder_module
 from cnnlab.data.folder import decode_file, open_folder
 from cnnlab.data.resident import ResidentLoader
 from cnnlab.data.transforms import PADDING_MODES, BatchCropFlip
+from cnnlab.errors import CnnlabError
 from cnnlab.train import train
 from helpers import CIFAR10_CLASSES, cifar_sample
 
@@ -214,6 +215,26 @@ def test_the_cache_key_is_its_sources_contents_not_its_name(cifar10_jpeg, tmp_pa
     assert folder_module.source_key(archive) == hashlib.sha256(archive.read_bytes()).hexdigest()
     a, b = open_folder(photos, tmp_path / "data"), open_folder(twin, tmp_path / "data")
     assert a.cache != b.cache and torch.equal(a.splits["train"].data, b.splits["train"].data)
+
+
+def test_a_folder_run_resumes_on_its_own_images_and_refuses_changed_ones(make_cfg, cifar10_jpeg, tmp_path, capsys):
+    """resume=true reads the images a run started on from its config.yaml before the new start rewrites that file
+    (found 2026-12-04: every CIFAR-10 run stopped mid-training was refused as 'started on other images')."""
+    photos = cifar_sample(cifar10_jpeg, tmp_path / "photos", per_class=4, classes=["cat", "dog"])
+    args = ("data=folder", f"data.root={photos}", f"paths.data_dir={tmp_path / 'data'}", "model=simple_cnn",
+            "data.batch_size=4", "trainer.max_epochs=1", "trainer.limit_val_batches=1", "resume=true")
+    first = train(make_cfg(*args))
+    results = tmp_path / "run" / "results.json"
+    results.unlink()  # as if stopped after its last checkpoint: resume=true goes on from it
+    capsys.readouterr()
+    again = train(make_cfg(*args))
+    assert "from last.ckpt" in capsys.readouterr().out
+    assert again["test/acc"] == first["test/acc"] and "content_key:" in (tmp_path / "run" / "config.yaml").read_text()
+    results.unlink()
+    cat = sorted((photos / "train" / "cat").iterdir())
+    cat[0].write_bytes(cat[1].read_bytes())  # one image changed since the run started
+    with pytest.raises(CnnlabError, match=r"started on other images: data.root=.*photos had content key"):
+        train(make_cfg(*args))
 
 
 @pytest.mark.slow

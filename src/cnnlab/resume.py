@@ -140,13 +140,15 @@ class ResumePoint:
     wandb_id: str | None            # the W&B run to append to
     step: int | None = None         # the global step `checkpoint` was saved at
     rows: dict[str, int] | None = None  # the rows of each logger's history it stands on (None: keep them all)
+    dataset: dict[str, Any] | None = None  # the images it started on (config.yaml's `dataset`), read before the
+    #                                        new start rewrites that file
 
 
-def check_same_data(run_dir: Path, record: dict[str, Any]) -> None:
-    """Refuse to go on with images other than those the run started with (an image folder that changed since)."""
-    try:
-        saved = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("dataset") or {}
-    except (OSError, yaml.YAMLError):
+def check_same_data(run_dir: Path, saved: dict[str, Any] | None, record: dict[str, Any]) -> None:
+    """Refuse to go on with images other than those the run started with (an image folder that changed since).
+    `saved`: the `dataset` record its first start wrote (ResumePoint.dataset); None when that start stopped before
+    writing it, and then there is nothing to compare."""
+    if saved is None:
         return
     if saved.get("cache_key") != record.get("cache_key"):
         raise CnnlabError(f"resume: {run_dir} started on other images: data.root={saved.get('source')} had content "
@@ -181,7 +183,8 @@ def resume_point(run_dir: Path, config: dict[str, Any]) -> ResumePoint:
     saved_file = run_dir / "config.yaml"
     if not saved_file.exists():
         return ResumePoint(None, None, None)  # nothing ran here yet
-    diffs = differences(yaml.safe_load(saved_file.read_text()) or {}, config, ignore=VOLATILE_KEYS)
+    saved = yaml.safe_load(saved_file.read_text()) or {}
+    diffs = differences(saved, config, ignore=VOLATILE_KEYS)
     if diffs:
         raise CnnlabError(f"resume: {run_dir} holds a run of a different config: {'; '.join(diffs[:6])}"
                           f"{' ...' if len(diffs) > 6 else ''}. Valid: the command that started it (its config "
@@ -195,7 +198,8 @@ def resume_point(run_dir: Path, config: dict[str, Any]) -> ResumePoint:
         found = [(step, path) for step, path in found if (marks.get(path.name) or {}).get("step") == step]
     step, checkpoint = max(found, key=lambda sp: (sp[0], sp[1].name == LAST_CKPT)) if found else (None, None)
     rows = (marks or {}).get(checkpoint.name, {}).get("rows") if checkpoint else None
-    return ResumePoint(results, checkpoint, wandb_run_id(run_dir), step, rows)
+    dataset = saved.get("dataset") if isinstance(saved.get("dataset"), dict) else None
+    return ResumePoint(results, checkpoint, wandb_run_id(run_dir), step, rows, dataset)
 
 
 def _logged(run_dir: Path) -> dict[str, Any] | None:

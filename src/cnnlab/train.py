@@ -133,7 +133,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = datamodule_from_config(resolved)
     resolved["dataset"] = datamodule.record()  # its label, and an image folder's source, content key and cache
     if point.checkpoint:
-        check_same_data(output_dir, resolved["dataset"])
+        check_same_data(output_dir, point.dataset, resolved["dataset"])
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     module = ImageClassifier.from_config(resolved, datamodule)
     start_from = point.checkpoint or cfg.ckpt_path
