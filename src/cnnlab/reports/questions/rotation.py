@@ -55,7 +55,7 @@ def mean_over_angles(run: Run) -> float | None:
 @register_question("rotation")
 def rotation(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
     groups = by_setting(runs, keys)
-    fig, (left, right) = panels(2)
+    fig, (left, right) = panels(2, height=3.4 + 0.18 * ((len(groups) + 1) // 2))  # room for the legend below
     similarity, baseline, turned, upright = {}, {}, {}, {}
     for name, group in groups.items():
         curve = angle_curve(group)
@@ -67,7 +67,8 @@ def rotation(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
     left.set(xlabel="rotation (degrees)", ylabel="accuracy (%)")
     left.set_xticks(range(-180, 181, 60))
     left.grid(alpha=0.3)
-    left.legend(fontsize=7)
+    # below the plot, not over it: at 8 settings a legend inside hides the upright peak
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     if any(v is not None for v in similarity.values()):
         bars(right, list(similarity), list(similarity.values()), "filter rotation-similarity", scale=1.0,
              color="tab:green", offset=-0.2, width=0.4, legend="trained filters")
