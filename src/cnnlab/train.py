@@ -127,6 +127,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print_summary(point.results, [])
         return point.results
     (output_dir / "error.txt").unlink(missing_ok=True)  # an earlier failure of this run, tried again now
+    if point.dataset is not None:  # keep the images it started on recorded until this start has checked them
+        resolved["dataset"] = point.dataset
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
