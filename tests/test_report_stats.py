@@ -195,3 +195,26 @@ def test_an_experiment_s_sweeps_merge_into_one_report(tmp_path):
     assert len(left_out) == 2 and all("differs from the newest run of its setting in trainer.max_epochs" in note
                                       for note in left_out)
     assert "2026-12-02_10-00-00/4" in left_out[0] or "2026-12-02_10-00-00/4" in left_out[1]
+
+
+def test_the_architectures_figure_cuts_wild_seed_intervals_at_0_and_100_percent(tmp_path):
+    """ZF Net's three MNIST seeds of 2026-12-04 (82.4, 10.5, 83.0 %) give a 95 % t-interval of ± 103.6 points: the
+    figure draws it cut at 0 and 100 % and keeps its axis inside them, so the other models' points stay readable."""
+    from matplotlib.collections import LineCollection
+
+    from cnnlab.reports.render import build
+
+    accs = {"zfnet": ([0.824, 0.105, 0.830], 3_800_000), "googlenet": ([0.975, 0.985, 0.986], 6_000_000)}
+    runs = [fake_run(tmp_path, f"{model}{seed}", [f"model={model}", f"seed={seed}"],
+                     {"question": "architectures", "seed": seed, "model": {"name": model}, "data": {"name": "mnist"}},
+                     {"test/acc": acc, "params": size, "wall_time_s": 1.0}, {})
+            for model, (values, size) in accs.items() for seed, acc in zip((1, 2, 3), values)]
+    finding = build(runs).finding
+    assert "zfnet (58.6 ± 103.6 %)" in finding.sentence       # the sentence keeps the honest interval
+    (ax,) = finding.figure.axes
+    low, high = ax.get_ylim()
+    assert 0.0 <= low and high <= 100.0
+    bars = [seg for c in ax.collections if isinstance(c, LineCollection) for seg in c.get_segments()]
+    spans = sorted((round(seg[:, 1].min(), 1), round(seg[:, 1].max(), 1)) for seg in bars)
+    assert spans[0] == (0.0, 100.0)                              # zfnet's bar: cut at both ends
+    assert 95.0 < spans[1][0] < spans[1][1] <= 100.0             # googlenet's: its own, cut at 100 %

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cnnlab.reports.questions.base import Column, Finding, key, panels, params, register_question, spread
+from cnnlab.reports.questions.base import Column, Finding, error_extent, key, panels, params, register_question, spread
 from cnnlab.reports.runs import Run
 from cnnlab.reports.stats import compare, seeds_note
 
@@ -20,10 +20,12 @@ def architectures(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
         acc = {name: spread(group, key("test/acc")) for name, group in models.items()}
         size = {name: spread(group, params) for name, group in models.items()}
         for name in models:
-            ax.errorbar(size[name].mean, 100 * acc[name].mean, yerr=100 * (acc[name].half or 0), fmt="o",
+            ax.errorbar(size[name].mean, 100 * acc[name].mean, yerr=error_extent([acc[name]], 100.0), fmt="o",
                         color="tab:blue", capsize=3)
             ax.annotate(name, (size[name].mean, 100 * acc[name].mean), fontsize=7)
         ax.set_xscale("log")
+        low, high = ax.get_ylim()
+        ax.set_ylim(max(low, 0.0), min(high, 100.0))
         ax.set(title=data, xlabel="parameters", ylabel="test accuracy (%)")
         ax.grid(alpha=0.3)
         said.append(f"on {data}, {compare(acc, 'test accuracy')} ({seeds_note(acc.values())})")
@@ -32,5 +34,5 @@ def architectures(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
         said.append(f"no {' or '.join(unfinished)} run finished (see the failed runs)")
     sentence = f"On the same short budget, {'; '.join(said) or 'no run finished'} (95 % intervals)."
     caption = ("Test accuracy against parameter count (log), one point per model, per dataset; error bars: 95 % "
-               "interval over seeds.")
+               "interval over seeds, cut at 0 and 100 %.")
     return Finding(sentence, fig, caption, {"params": Column(params, "count")})

@@ -98,29 +98,51 @@ def short(name: str) -> str:
     return ", ".join(part.split("=", 1)[-1] for part in name.split(" "))
 
 
-def error_half(values: Sequence[Interval | None], scale: float) -> list[float]:
-    return [scale * (v.half or 0.0) if v is not None else 0.0 for v in values]
+FRACTION = (0.0, 1.0)   # accuracies and probe scores: an interval past these bounds is drawn clipped at them
+
+
+def clipped(value: Interval, bounds: tuple[float, float] | None) -> tuple[float, float]:
+    """The 95 % interval's (low, high), cut at `bounds`: three seeds that disagree wildly give a t-interval
+    past 0 or 100 % accuracy, which no run can reach and which squeezes every other point of the figure."""
+    if bounds is None:
+        return value.low, value.high
+    return max(value.low, bounds[0]), min(value.high, bounds[1])
+
+
+def error_extent(values: Sequence[Interval | None], scale: float,
+                 bounds: tuple[float, float] | None = FRACTION) -> list[list[float]]:
+    """matplotlib's yerr: lengths below and above each mean of its (clipped) 95 % interval."""
+    below, above = [], []
+    for v in values:
+        low, high = clipped(v, bounds) if v is not None else (0.0, 0.0)
+        below.append(scale * max(v.mean - low, 0.0) if v is not None else 0.0)
+        above.append(scale * max(high - v.mean, 0.0) if v is not None else 0.0)
+    return [below, above]
 
 
 def bars(ax, labels: Sequence[str], values: Sequence[Interval | None], ylabel: str, scale: float = 100.0,
-         color: str = "tab:blue", offset: float = 0.0, width: float = 0.8, legend: str | None = None) -> None:
-    """One bar per setting at its mean, with its 95 % interval as an error bar."""
+         color: str = "tab:blue", offset: float = 0.0, width: float = 0.8, legend: str | None = None,
+         bounds: tuple[float, float] | None = FRACTION) -> None:
+    """One bar per setting at its mean, with its 95 % interval (clipped at `bounds`) as an error bar."""
     xs = [x + offset for x in range(len(labels))]
     ax.bar(xs, [scale * v.mean if v is not None else 0.0 for v in values], width=width, color=color,
-           yerr=error_half(values, scale), capsize=3, ecolor="black", label=legend)
+           yerr=error_extent(values, scale, bounds), capsize=3, ecolor="black", label=legend)
     ax.set_xticks(range(len(labels)), [short(n) for n in labels], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
 
 
-def band(ax, xs: Sequence[float], values: Sequence[Interval | None], label: str, scale: float = 100.0) -> None:
-    """A curve of means with its 95 % interval as a shaded band (points without a value are left out)."""
+def band(ax, xs: Sequence[float], values: Sequence[Interval | None], label: str, scale: float = 100.0,
+         bounds: tuple[float, float] | None = FRACTION) -> None:
+    """A curve of means with its 95 % interval (clipped at `bounds`) as a shaded band (points without a value
+    are left out)."""
     points = [(x, v) for x, v in zip(xs, values) if v is not None]
     if not points:
         return
     px = [x for x, _ in points]
     (line,) = ax.plot(px, [scale * v.mean for _, v in points], marker="o", label=label)
-    ax.fill_between(px, [scale * v.low for _, v in points], [scale * v.high for _, v in points],
+    edges = [clipped(v, bounds) for _, v in points]
+    ax.fill_between(px, [scale * low for low, _ in edges], [scale * high for _, high in edges],
                     color=line.get_color(), alpha=0.2, linewidth=0)
 
 

@@ -16,7 +16,8 @@ def nonlinearity(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
     acc = {n: spread(g, key("test/acc")) for n, g in groups.items()}
     gap = {n: spread(g, key("linearity/relative_diff")) for n, g in groups.items()}
     bars(left, list(acc), list(acc.values()), "test accuracy (%)")
-    bars(right, list(gap), list(gap.values()), "gap to one affine map (relative)", scale=1.0, color="tab:orange")
+    bars(right, list(gap), list(gap.values()), "gap to one affine map (relative)", scale=1.0, color="tab:orange",
+         bounds=None)
     right.set_yscale("log")
     linear = min(gap, key=lambda n: gap[n].mean if gap[n] is not None else float("inf"))
     pixels = interval(key("linearity/linear_classifier_acc")(run) for g in groups.values() for run in g)

@@ -55,8 +55,8 @@ def receptive_field(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
         theory = [spread(by_depth[d], lambda r: last_block(r, "theoretical")) for d in depths]
         sigma = [spread(by_depth[d], lambda r: last_block(r, "erf_sigma")) for d in depths]
         counts += sigma
-        band(left, depths, theory, name, scale=1.0)
-        band(middle, depths, sigma, name, scale=1.0)
+        band(left, depths, theory, name, scale=1.0, bounds=None)
+        band(middle, depths, sigma, name, scale=1.0, bounds=None)
         trained, init = exponents(by_depth, "erf_sigma"), exponents(by_depth, "init/erf_sigma")
         fits = [f"trained b = {trained.text('plain')}" if trained else None,
                 f"at init b = {init.text('plain')}" if init else None]

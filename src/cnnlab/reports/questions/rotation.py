@@ -71,9 +71,9 @@ def rotation(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
     left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     if any(v is not None for v in similarity.values()):
         bars(right, list(similarity), list(similarity.values()), "filter rotation-similarity", scale=1.0,
-             color="tab:green", offset=-0.2, width=0.4, legend="trained filters")
+             color="tab:green", offset=-0.2, width=0.4, legend="trained filters", bounds=None)
         bars(right, list(baseline), list(baseline.values()), "filter rotation-similarity", scale=1.0,
-             color="tab:gray", offset=0.2, width=0.4, legend="random filters, same shape")
+             color="tab:gray", offset=0.2, width=0.4, legend="random filters, same shape", bounds=None)
         right.legend(fontsize=8)
     sentence = (f"Averaged over rotations of the test images from −180° to 180°, {compare(turned, 'accuracy')}. "
                 f"Upright, {compare(upright, 'test accuracy')} ({seeds_note(turned.values())}, 95 % intervals).")
