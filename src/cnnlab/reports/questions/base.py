@@ -115,8 +115,9 @@ def error_extent(values: Sequence[Interval | None], scale: float,
     below, above = [], []
     for v in values:
         low, high = clipped(v, bounds) if v is not None else (0.0, 0.0)
-        below.append(scale * max(v.mean - low, 0.0) if v is not None else 0.0)
-        above.append(scale * max(high - v.mean, 0.0) if v is not None else 0.0)
+        mean = v.mean if v is not None else 0.0
+        below.append(scale * max(mean - low, 0.0))
+        above.append(scale * max(high - mean, 0.0))
     return [below, above]
 
 
