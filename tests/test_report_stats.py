@@ -218,3 +218,28 @@ def test_the_architectures_figure_cuts_wild_seed_intervals_at_0_and_100_percent(
     spans = sorted((round(seg[:, 1].min(), 1), round(seg[:, 1].max(), 1)) for seg in bars)
     assert spans[0] == (0.0, 100.0)                              # zfnet's bar: cut at both ends
     assert 95.0 < spans[1][0] < spans[1][1] <= 100.0             # googlenet's: its own, inside the bounds
+
+
+def test_the_architectures_figure_names_models_of_one_size_and_accuracy_without_overprinting(tmp_path):
+    """capsnet and VGG-11 on CIFAR-10, 2026-12-04: 7,992,576 and 9,753,674 parameters, 39.8 and 40.1 % over
+    three seeds. Drawn at the point, one name printed over the other; each name now sits beside its own point
+    where no other name is."""
+    from cnnlab.reports.render import build
+
+    accs = {"capsnet": ([0.4040, 0.3923, 0.3979], 7_992_576), "vgg11": ([0.4145, 0.4021, 0.3873], 9_753_674),
+            "resnet20": ([0.3876, 0.4479, 0.3866], 277_642)}
+    runs = [fake_run(tmp_path, f"{model}{seed}", [f"model={model}", f"seed={seed}"],
+                     {"question": "architectures", "seed": seed, "model": {"name": model},
+                      "data": {"name": "cifar10_jpeg"}},
+                     {"test/acc": acc, "params": size, "wall_time_s": 1.0}, {})
+            for model, (values, size) in accs.items() for seed, acc in zip((1, 2, 3), values)]
+    (ax,) = build(runs).finding.figure.axes
+    renderer = ax.figure.canvas.get_renderer()
+    names = {t.get_text(): t for t in ax.texts}
+    assert set(names) == set(accs)
+    boxes = {name: t.get_window_extent(renderer) for name, t in names.items()}
+    assert not boxes["capsnet"].overlaps(boxes["vgg11"])
+    for name, (values, size) in accs.items():       # each name within a line of its own point
+        x, y = ax.transData.transform((size, 100 * sum(values) / 3))
+        box = boxes[name]
+        assert box.x0 - 10 <= x <= box.x1 + 10 and box.y0 - 25 <= y <= box.y1 + 25

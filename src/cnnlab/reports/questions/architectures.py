@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cnnlab.reports.questions.base import Column, Finding, error_extent, key, panels, params, register_question, spread
+from cnnlab.reports.questions.base import (
+    Column,
+    Finding,
+    error_extent,
+    key,
+    label_points,
+    panels,
+    params,
+    register_question,
+    spread,
+)
 from cnnlab.reports.runs import Run
 from cnnlab.reports.stats import compare, seeds_note
 
@@ -22,10 +32,10 @@ def architectures(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
         for name in models:
             ax.errorbar(size[name].mean, 100 * acc[name].mean, yerr=error_extent([acc[name]], 100.0), fmt="o",
                         color="tab:blue", capsize=3)
-            ax.annotate(name, (size[name].mean, 100 * acc[name].mean), fontsize=7)
         ax.set_xscale("log")
         low, high = ax.get_ylim()
         ax.set_ylim(max(low, 0.0), min(high, 100.0))
+        label_points(ax, {name: (size[name].mean, 100 * acc[name].mean) for name in models})
         ax.set(title=data, xlabel="parameters", ylabel="test accuracy (%)")
         ax.grid(alpha=0.3)
         said.append(f"on {data}, {compare(acc, 'test accuracy')} ({seeds_note(acc.values())})")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from cnnlab.pictures.render import figure
 from cnnlab.registry import Registry
@@ -145,6 +146,35 @@ def band(ax, xs: Sequence[float], values: Sequence[Interval | None], label: str,
     edges = [clipped(v, bounds) for _, v in points]
     ax.fill_between(px, [scale * low for low, _ in edges], [scale * high for _, high in edges],
                     color=line.get_color(), alpha=0.2, linewidth=0)
+
+
+# Where a point's name may go, in points from the point, tried in this order: right-above, right-below,
+# left-above, left-below, then further up and down.
+LABEL_SPOTS = ((4, 3), (4, -10), (-4, 3), (-4, -10), (4, 12), (4, -19), (-4, 12), (-4, -19))
+
+
+def label_points(ax, points: dict[str, tuple[float, float]], fontsize: float = 7) -> None:
+    """Name each point beside it where the name covers no point and no name placed before (left to right; the
+    first spot if every spot is taken): two models of about the same size and accuracy no longer print one name
+    over the other. Call it after the axes' scales and limits are set."""
+    renderer = ax.figure.canvas.get_renderer()
+    marker = renderer.points_to_pixels(4.0)
+    dots = {name: Bbox.from_bounds(x - marker, y - marker, 2 * marker, 2 * marker)
+            for name, (x, y) in zip(points, ax.transData.transform(list(points.values())))} if points else {}
+    taken = []
+    for name, xy in sorted(points.items(), key=lambda item: item[1]):
+        others = taken + [dot for other, dot in dots.items() if other != name]
+        for dx, dy in LABEL_SPOTS:
+            text = ax.annotate(name, xy, textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
+                               ha="left" if dx > 0 else "right")
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in others):
+                break
+            text.remove()
+        else:
+            text = ax.annotate(name, xy, textcoords="offset points", xytext=LABEL_SPOTS[0], fontsize=fontsize)
+            box = text.get_window_extent(renderer)
+        taken.append(box)
 
 
 def stage_curve(runs: Sequence[Run], prefix: str, skip: Sequence[str] = ()) -> dict[str, Interval | None]:
