@@ -12,6 +12,7 @@ from cnnlab.reports.questions.base import (
     Paper,
     band,
     key,
+    label_points,
     panels,
     register_question,
     reproduce,
@@ -43,14 +44,12 @@ def correspondence(group: Sequence[Run]) -> Interval | None:
 def abstraction(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
     groups = by_setting(runs, keys)
     fig, (left, right) = panels(2)
-    rises, pixels, matched = [], [], {}
+    rises, pixels, matched, names = [], [], {}, []
     for name, group in groups.items():
         probe = stage_curve(group, "linear_probe/", skip=("input", "network"))
         xs = list(range(1, len(probe) + 1))
         band(left, xs, list(probe.values()), name)
-        for x, stage in zip(xs, probe):
-            if probe[stage] is not None:
-                left.annotate(stage, (x, 100 * probe[stage].mean), fontsize=6, alpha=0.7)
+        names += [(stage, (x, 100 * probe[stage].mean)) for x, stage in zip(xs, probe) if probe[stage] is not None]
         cka = stage_curve(group, "cka/linear/")
         first = next(iter(probe), None)
         similarity = [Interval(1.0, 0.0, len(group))] + [cka.get(f"{first}~{s}") for s in list(probe)[1:]]
@@ -60,6 +59,7 @@ def abstraction(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
             rises.append(f"{name} {values[0].text()} → {values[-1].text()}")
         pixels += [key("linear_probe/input")(run) for run in group]
         matched[name] = correspondence(group)
+    label_points(left, names, fontsize=6, alpha=0.7)
     left.set(xlabel="stage (input → output)", ylabel="linear-probe accuracy (%)")
     right.set(xlabel="stage (input → output)", ylabel="linear CKA with the first stage")
     for ax in (left, right):

@@ -35,7 +35,7 @@ def architectures(runs: Sequence[Run], keys: Sequence[str]) -> Finding:
         ax.set_xscale("log")
         low, high = ax.get_ylim()
         ax.set_ylim(max(low, 0.0), min(high, 100.0))
-        label_points(ax, {name: (size[name].mean, 100 * acc[name].mean) for name in models})
+        label_points(ax, [(name, (size[name].mean, 100 * acc[name].mean)) for name in models])
         ax.set(title=data, xlabel="parameters", ylabel="test accuracy (%)")
         ax.grid(alpha=0.3)
         said.append(f"on {data}, {compare(acc, 'test accuracy')} ({seeds_note(acc.values())})")

@@ -153,27 +153,32 @@ def band(ax, xs: Sequence[float], values: Sequence[Interval | None], label: str,
 LABEL_SPOTS = ((4, 3), (4, -10), (-4, 3), (-4, -10), (4, 12), (4, -19), (-4, 12), (-4, -19))
 
 
-def label_points(ax, points: dict[str, tuple[float, float]], fontsize: float = 7) -> None:
-    """Name each point beside it where the name covers no point and no name placed before (left to right; the
-    first spot if every spot is taken): two models of about the same size and accuracy no longer print one name
-    over the other. Call it after the axes' scales and limits are set."""
+def label_points(ax, points: Sequence[tuple[str, tuple[float, float]]], fontsize: float = 7, **style) -> None:
+    """Name each point beside it where the name covers no other point and no name placed before (left to right;
+    the first spot if every spot is taken): two models of about the same size and accuracy, or two stages of about
+    the same probe accuracy, no longer print one name over the other. Names may repeat (each curve's "logits")."""
+    ax.get_xlim(), ax.get_ylim()                     # settle autoscaled limits before reading positions
     renderer = ax.figure.canvas.get_renderer()
     marker = renderer.points_to_pixels(4.0)
-    dots = {name: Bbox.from_bounds(x - marker, y - marker, 2 * marker, 2 * marker)
-            for name, (x, y) in zip(points, ax.transData.transform(list(points.values())))} if points else {}
+    dots = [Bbox.from_bounds(x - marker, y - marker, 2 * marker, 2 * marker)
+            for x, y in ax.transData.transform([xy for _, xy in points])] if points else []
+
+    def place(name: str, xy: tuple[float, float], spot: tuple[int, int]):
+        text = ax.annotate(name, xy, textcoords="offset points", xytext=spot, fontsize=fontsize,
+                           ha="left" if spot[0] > 0 else "right", **style)
+        return text, text.get_window_extent(renderer)
+
     taken = []
-    for name, xy in sorted(points.items(), key=lambda item: item[1]):
-        others = taken + [dot for other, dot in dots.items() if other != name]
-        for dx, dy in LABEL_SPOTS:
-            text = ax.annotate(name, xy, textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
-                               ha="left" if dx > 0 else "right")
-            box = text.get_window_extent(renderer)
+    for i in sorted(range(len(points)), key=lambda i: points[i][1]):
+        name, xy = points[i]
+        others = taken + dots[:i] + dots[i + 1:]
+        for spot in LABEL_SPOTS:
+            text, box = place(name, xy, spot)
             if not any(box.overlaps(other) for other in others):
                 break
             text.remove()
         else:
-            text = ax.annotate(name, xy, textcoords="offset points", xytext=LABEL_SPOTS[0], fontsize=fontsize)
-            box = text.get_window_extent(renderer)
+            text, box = place(name, xy, LABEL_SPOTS[0])
         taken.append(box)
 
 
